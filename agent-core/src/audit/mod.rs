@@ -1,0 +1,318 @@
+//! The audit trail: every verdict on every call, hash-chained, written before the tool runs.
+//!
+//! Each stage of the [`Pipeline`](crate::Pipeline) records an [`AuditEvent`]: who, which task,
+//! which tool, which stage, the verdict and its reasons, the digest of the canonical arguments and
+//! the arguments themselves with secrets redacted. The [`AuditLog`] redacts, hands the event to
+//! its [`AuditSink`], which numbers it and chains it to the previous one ([`SealedEvent`]), then
+//! mirrors it to `tracing` (target `audit`) and to any [`AuditMirror`] such as a query store.
+//!
+//! The sink is the source of truth and may refuse: if the intent record of a call cannot be made
+//! durable, the pipeline denies the call. No tool runs unlogged.
+//!
+//! - [`JsonlSink`]: an append-only JSON Lines file with group commit (concurrent tasks share
+//!   `fsync`s); the production sink.
+//! - [`MemorySink`]: events in memory, for tests; it can be told to fail.
+//! - [`verify_file`]: walks a log and reports the first broken, missing or reordered link.
+
+mod chain;
+mod jsonl;
+mod memory;
+pub mod redact;
+mod verify;
+
+pub use chain::{Chain, GENESIS_HASH};
+pub use jsonl::{Fsync, JsonlSink};
+pub use memory::MemorySink;
+pub use verify::{BreakKind, ChainBreak, ChainSummary, VerifyError, verify_file, verify_lines};
+
+use crate::guard::Reason;
+use crate::ids::{AgentId, CallId, TaskId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One decision or happening on the path of a call, before it is numbered and chained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When, as RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// The agent acting.
+    pub agent: AgentId,
+    /// The delegation chain from the root agent to `agent`.
+    pub chain: Vec<AgentId>,
+    /// The task.
+    pub task: TaskId,
+    /// The call, for call events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<CallId>,
+    /// The tool as the model named it (possibly not a tool at all), for call events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The stage that decided.
+    pub stage: Stage,
+    /// The guard's name, for [`Stage::Guard`] events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
+    /// What was decided or what happened.
+    pub verdict: Verdict,
+    /// Why, as codes and sentences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    /// The SHA-256 of the canonical arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_digest: Option<String>,
+    /// The arguments, with secrets redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// Anything else the stage wants on record (the approval grant, the stop reason, …).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+impl AuditEvent {
+    /// A task-level event (no call) stamped with the current time.
+    pub fn for_task(
+        agent: &AgentId,
+        chain: &[AgentId],
+        task: &TaskId,
+        stage: Stage,
+        verdict: Verdict,
+    ) -> Self {
+        Self {
+            time: now_rfc3339(),
+            agent: agent.clone(),
+            chain: chain.to_vec(),
+            task: task.clone(),
+            call_id: None,
+            tool: None,
+            stage,
+            guard: None,
+            verdict,
+            reasons: Vec::new(),
+            args_digest: None,
+            args: None,
+            detail: Value::Null,
+        }
+    }
+
+    /// Adds a reason.
+    #[must_use]
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reasons.push(reason);
+        self
+    }
+
+    /// Sets the detail.
+    #[must_use]
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// The stage of the path that produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The task started or ended.
+    Task,
+    /// Is the tool on the agent's menu?
+    Menu,
+    /// Does the input satisfy the tool's JSON Schema?
+    Schema,
+    /// One guard's verdict (its name is in `guard`).
+    Guard,
+    /// A human's (or a script's) answer to an approval request.
+    Approval,
+    /// The call is about to run: the record that must be durable first.
+    Intent,
+    /// What the tool returned.
+    Outcome,
+}
+
+/// What a stage decided, or what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The stage lets the call through.
+    Allow,
+    /// The stage stops the call.
+    Deny,
+    /// The stage lets the call through only with a human's yes.
+    NeedsApproval,
+    /// The call is about to run.
+    Intent,
+    /// The tool ran and returned output.
+    Succeeded,
+    /// The tool ran, or tried to, and failed.
+    Failed,
+    /// A task started.
+    Started,
+    /// A task ended (the reason says how).
+    Ended,
+}
+
+/// An event with its place in the chain.
+///
+/// `hash` is the SHA-256 of the canonical JSON of every other field, `prev_hash` included, so
+/// changing, removing or reordering any event breaks every link after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedEvent {
+    /// The event's position in the log, from 0.
+    pub seq: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// The previous event's hash ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+/// How durable an append must be before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Written, in order, but it may still sit in an OS buffer: verdict events before the intent.
+    Buffered,
+    /// On stable storage (with everything before it) when `append` returns: intent and outcome.
+    Durable,
+}
+
+/// Where audit events are kept. The sink numbers and chains them.
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    /// Seals the event into the chain and stores it; an error means it is not recorded.
+    async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError>;
+}
+
+/// A secondary copy of the trail, such as a query store. Best effort: the sink is the source of
+/// truth and a mirror can be rebuilt from it, so a mirror's failure is logged, not fatal.
+pub trait AuditMirror: Send + Sync {
+    /// Receives each event after the sink has stored it.
+    fn mirror(&self, event: &SealedEvent) -> Result<(), String>;
+}
+
+/// The audit trail of a runtime: redaction, the sink, the `tracing` mirror and other mirrors.
+#[derive(Clone)]
+pub struct AuditLog {
+    sink: Arc<dyn AuditSink>,
+    mirrors: Vec<Arc<dyn AuditMirror>>,
+}
+
+impl AuditLog {
+    /// A log over one sink.
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Self { sink, mirrors: Vec::new() }
+    }
+
+    /// Adds a mirror.
+    #[must_use]
+    pub fn with_mirror(mut self, mirror: Arc<dyn AuditMirror>) -> Self {
+        self.mirrors.push(mirror);
+        self
+    }
+
+    /// Redacts the event, records it in the sink, and mirrors it.
+    pub async fn record(
+        &self,
+        mut event: AuditEvent,
+        commit: Commit,
+    ) -> Result<SealedEvent, AuditError> {
+        redact::redact_event(&mut event);
+        let sealed = self.sink.append(event, commit).await.inspect_err(|error| {
+            tracing::error!(target: "audit", %error, "audit event could not be recorded");
+        })?;
+        mirror_to_tracing(&sealed);
+        for mirror in &self.mirrors {
+            if let Err(error) = mirror.mirror(&sealed) {
+                tracing::warn!(target: "audit", seq = sealed.seq, %error, "audit mirror failed");
+            }
+        }
+        Ok(sealed)
+    }
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("mirrors", &self.mirrors.len()).finish_non_exhaustive()
+    }
+}
+
+/// Why an event could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Reading or writing the log failed (a full disk, a missing folder, …).
+    #[error("audit log `{path}`: {message}")]
+    Io {
+        /// The log file.
+        path: String,
+        /// What the OS said.
+        message: String,
+    },
+    /// An earlier write failed, so the end of the file is uncertain; the sink refuses everything
+    /// after it rather than write a chain it cannot vouch for.
+    #[error("audit log `{path}` refused the event after an earlier write failed: {cause}")]
+    Poisoned {
+        /// The log file.
+        path: String,
+        /// The earlier failure.
+        cause: String,
+    },
+    /// Another process holds the log open for writing.
+    #[error("audit log `{0}` is in use by another process")]
+    Locked(String),
+    /// The existing log cannot be continued.
+    #[error("audit log `{path}` cannot be continued at line {line}: {message}")]
+    Corrupt {
+        /// The log file.
+        path: String,
+        /// The first bad line, from 1.
+        line: u64,
+        /// What is wrong; run verification for the full story.
+        message: String,
+    },
+    /// The sink was closed, or its writer stopped.
+    #[error("audit sink is closed")]
+    Closed,
+    /// A test sink was told to fail.
+    #[error("audit sink failure: {0}")]
+    Injected(String),
+}
+
+/// Now, as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+fn mirror_to_tracing(sealed: &SealedEvent) {
+    let event = &sealed.event;
+    let reasons: Vec<&str> = event.reasons.iter().map(|reason| reason.code.as_str()).collect();
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "audit",
+                seq = sealed.seq,
+                agent = %event.agent,
+                task = %event.task,
+                call_id = event.call_id.as_ref().map(CallId::as_str),
+                tool = event.tool.as_deref(),
+                stage = ?event.stage,
+                guard = event.guard.as_deref(),
+                verdict = ?event.verdict,
+                reasons = ?reasons,
+                args_digest = event.args_digest.as_deref(),
+                hash = %sealed.hash,
+            )
+        };
+    }
+    match event.verdict {
+        Verdict::Deny | Verdict::Failed => emit!(warn),
+        _ => emit!(info),
+    }
+}

@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+
+pub mod agent;
+pub mod approval;
+pub mod audit;
+pub mod canonical;
+pub mod danger;
+pub mod guard;
+pub mod ids;
+pub mod menu;
+pub mod model;
+pub mod pipeline;
+pub mod tool;
+
+pub use agent::{Agent, AgentBuilder, Task, TaskEnd, TaskLimits, TaskReport};
+pub use approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver, ScriptedApprover};
+pub use audit::{AuditEvent, AuditLog, AuditSink, SealedEvent};
+pub use guard::{CallContext, Decision, Guard, ProposedCall, Reason};
+pub use ids::{AgentId, CallId, TaskId};
+pub use menu::ToolMenu;
+pub use model::{Model, ModelRequest, ModelResponse};
+pub use pipeline::{Authorized, Denied, Pipeline};
+pub use tool::{EffectClass, Scope, Tool, ToolError, ToolName, ToolOutput, ToolSpec};

@@ -1,0 +1,460 @@
+//! The pipeline: the one ordered path from a proposed tool call to a runnable one.
+//!
+//! [`Pipeline::authorize`] runs, in this order, and records every verdict in the audit log:
+//!
+//! 1. **Menu**: is the tool on the agent's menu? If not, the call is refused and never dispatched.
+//! 2. **Schema**: does the input satisfy the tool's JSON Schema? Nothing else sees invalid input.
+//! 3. **Guards**, in the order they were added. The first `Deny` stops the call; a guard that
+//!    panics denies. `NeedsApproval` verdicts are collected.
+//! 4. **Approval**, only if a guard asked and no guard refused: the [`Approver`] answers within
+//!    the timeout, bound to this request and this argument digest, once.
+//! 5. **Intent**: the record that the call is about to run, made durable. If it cannot be
+//!    written, the call is refused: no tool runs unlogged.
+//!
+//! Only then does it return [`Authorized`], whose constructor is private to this module: searching
+//! for `Authorized {` finds every path to execution, and it ends in
+//! [`ToolMenu::invoke`](crate::ToolMenu::invoke).
+
+use crate::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver};
+use crate::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict, now_rfc3339};
+use crate::canonical;
+use crate::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
+use crate::ids::CallId;
+use crate::menu::ToolMenu;
+use crate::tool::{Invocation, Tool, ToolName, ToolSpec};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The checks every call of one agent goes through.
+pub struct Pipeline {
+    menu: Arc<ToolMenu>,
+    guards: Vec<Arc<dyn Guard>>,
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
+    audit: AuditLog,
+    spent_approvals: Mutex<HashSet<String>>,
+}
+
+/// A tool call as the model proposed it: nothing in it is trusted yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRequest {
+    /// The model's id for the call.
+    pub id: CallId,
+    /// The tool name the model used (maybe not a tool on the menu, maybe not a valid name).
+    pub tool: String,
+    /// The arguments, unvalidated.
+    pub input: Value,
+    /// The model's text in the same turn.
+    pub stated_reason: String,
+}
+
+/// A call that passed every check. Only [`Pipeline::authorize`] makes one, and only
+/// [`ToolMenu::invoke`](crate::ToolMenu::invoke) spends it.
+#[must_use = "an authorized call does nothing until it is invoked"]
+pub struct Authorized {
+    pub(crate) menu_id: u64,
+    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) input: Value,
+    pub(crate) invocation: Invocation,
+    pub(crate) audit: AuditLog,
+    pub(crate) outcome_event: AuditEvent,
+    approval: Option<ApprovalGrant>,
+    intent_seq: u64,
+}
+
+impl Authorized {
+    /// The declaration of the tool to be run.
+    pub fn spec(&self) -> &ToolSpec {
+        self.tool.spec()
+    }
+
+    /// The call's id, task, agent and argument digest.
+    pub fn invocation(&self) -> &Invocation {
+        &self.invocation
+    }
+
+    /// The human's yes, when the call needed one.
+    pub fn approval(&self) -> Option<&ApprovalGrant> {
+        self.approval.as_ref()
+    }
+
+    /// The sequence number of the durable intent record.
+    pub fn intent_seq(&self) -> u64 {
+        self.intent_seq
+    }
+}
+
+impl std::fmt::Debug for Authorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorized")
+            .field("tool", &self.tool.spec().name)
+            .field("call_id", &self.invocation.call_id)
+            .field("intent_seq", &self.intent_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refused call: which stage refused it and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("call `{call_id}` to `{tool}` denied at {stage:?}: {reason:?}")]
+pub struct Denied {
+    /// The call.
+    pub call_id: CallId,
+    /// The tool as the model named it.
+    pub tool: String,
+    /// The stage that refused.
+    pub stage: Stage,
+    /// The guard that refused, for [`Stage::Guard`].
+    pub guard: Option<String>,
+    /// Why. The detail is for the audit log only.
+    pub reason: Reason,
+}
+
+impl Denied {
+    /// The short, safe sentence the model gets as an `is_error` tool result: the reason code, no
+    /// policy internals, no other customer's data.
+    pub fn model_message(&self) -> String {
+        format!(
+            "This call was refused by the runtime's controls ({}). It was not executed.",
+            self.reason.code
+        )
+    }
+}
+
+/// The longest tool name copied from a refused call into the audit log.
+const MAX_LOGGED_NAME: usize = 128;
+
+impl Pipeline {
+    /// A pipeline over `menu` that records into `audit`, with no guards yet and no approver:
+    /// until one is set, every approval request is refused (`no_approver`).
+    pub fn new(menu: Arc<ToolMenu>, audit: AuditLog) -> Self {
+        Self {
+            menu,
+            guards: Vec::new(),
+            approver: Arc::new(NoApprover),
+            approval_timeout: Duration::from_secs(300),
+            audit,
+            spent_approvals: Mutex::default(),
+        }
+    }
+
+    /// Adds a guard after those already added.
+    #[must_use]
+    pub fn with_guard(mut self, guard: Arc<dyn Guard>) -> Self {
+        self.guards.push(guard);
+        self
+    }
+
+    /// Sets who answers approval requests, and how long silence may last before it is a no.
+    #[must_use]
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>, timeout: Duration) -> Self {
+        self.approver = approver;
+        self.approval_timeout = timeout;
+        self
+    }
+
+    /// The menu calls are checked against (and run from).
+    pub fn menu(&self) -> &Arc<ToolMenu> {
+        &self.menu
+    }
+
+    /// The audit log every verdict goes to.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Runs every check on `request` and returns a runnable call, or the refusal.
+    pub async fn authorize(
+        &self,
+        request: &CallRequest,
+        ctx: &CallContext,
+    ) -> Result<Authorized, Denied> {
+        let digest = canonical::digest(&request.input);
+        let record = Recorder::new(&self.audit, request, ctx, &digest);
+
+        // 1. Menu.
+        let Some(entry) = self.menu.entry(&request.tool) else {
+            let detail = format!("`{}` is not on the agent's menu", record.tool_name);
+            return Err(record.deny(Stage::Menu, None, Reason::new("unknown_tool", detail)).await);
+        };
+        record.verdict(Stage::Menu, None, Verdict::Allow, Vec::new()).await?;
+        let spec = entry.tool.spec();
+
+        // 2. Schema.
+        let errors: Vec<String> =
+            entry.validator.iter_errors(&request.input).take(3).map(|e| e.to_string()).collect();
+        if !errors.is_empty() {
+            let detail = format!("input does not match the schema: {}", errors.join("; "));
+            return Err(record
+                .deny(Stage::Schema, None, Reason::new("schema_invalid", detail))
+                .await);
+        }
+        record.verdict(Stage::Schema, None, Verdict::Allow, Vec::new()).await?;
+
+        // 3. Guards, in order; the first denial stops the call.
+        let proposed = ProposedCall {
+            id: &request.id,
+            spec,
+            input: &request.input,
+            args_digest: &digest,
+            stated_reason: &request.stated_reason,
+        };
+        let mut needs: Vec<ApprovalNeed> = Vec::new();
+        for guard in &self.guards {
+            let name = Some(guard.name());
+            match check_without_panicking(guard.as_ref(), &proposed, ctx) {
+                Decision::Allow => {
+                    record.verdict(Stage::Guard, name, Verdict::Allow, vec![]).await?
+                }
+                Decision::Deny(reason) => {
+                    return Err(record.deny(Stage::Guard, name, reason).await);
+                }
+                Decision::NeedsApproval(need) => {
+                    let reasons = vec![need.reason.clone()];
+                    record.verdict(Stage::Guard, name, Verdict::NeedsApproval, reasons).await?;
+                    needs.push(need);
+                }
+            }
+        }
+
+        // 4. Approval, only once every guard has had its say.
+        let approval = if needs.is_empty() {
+            None
+        } else {
+            Some(self.ask_approval(&record, request, ctx, spec.name.clone(), needs).await?)
+        };
+
+        // 5. Intent, durably, or nothing runs.
+        let intent = record.event(Stage::Intent, None, Verdict::Intent, Vec::new());
+        let intent_seq = match self.audit.record(intent, Commit::Durable).await {
+            Ok(sealed) => sealed.seq,
+            Err(error) => {
+                let reason = Reason::new("audit_unavailable", error.to_string());
+                return Err(record.denied(Stage::Intent, None, reason));
+            }
+        };
+        let mut outcome_event = record.event(Stage::Outcome, None, Verdict::Succeeded, Vec::new());
+        outcome_event.args = None;
+        Ok(Authorized {
+            menu_id: self.menu.id(),
+            tool: Arc::clone(&entry.tool),
+            input: request.input.clone(),
+            invocation: Invocation {
+                call_id: request.id.clone(),
+                task: ctx.task.clone(),
+                agent: ctx.agent.clone(),
+                args_digest: digest.clone(),
+            },
+            audit: self.audit.clone(),
+            outcome_event,
+            approval,
+            intent_seq,
+        })
+    }
+
+    /// Puts the call to the approver and checks the answer: bound to this request and digest,
+    /// not spent before, given in time.
+    async fn ask_approval(
+        &self,
+        record: &Recorder<'_>,
+        request: &CallRequest,
+        ctx: &CallContext,
+        tool: ToolName,
+        needs: Vec<ApprovalNeed>,
+    ) -> Result<ApprovalGrant, Denied> {
+        let expires_at = time::OffsetDateTime::now_utc() + self.approval_timeout;
+        let approval_request = ApprovalRequest {
+            id: format!("{}/{}", ctx.task, request.id),
+            tool,
+            args: request.input.clone(),
+            args_digest: record.digest.to_owned(),
+            agent: ctx.agent.clone(),
+            chain: ctx.chain.clone(),
+            task: ctx.task.clone(),
+            call_id: request.id.clone(),
+            on_behalf_of: ctx.on_behalf_of.clone(),
+            stated_reason: request.stated_reason.clone(),
+            needs,
+            expires_at: expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        };
+        let request_id = approval_request.id.clone();
+        let approver = Arc::clone(&self.approver);
+        // The approver runs as its own task so that a panic in a channel is a refusal, not a crash.
+        let asking = tokio::spawn(async move { approver.decide(approval_request).await });
+        let abort = asking.abort_handle();
+        let answer = match tokio::time::timeout(self.approval_timeout, asking).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(failure)) => ApprovalAnswer::Refused(Reason::new(
+                "channel_failed",
+                format!("the approval channel failed: {failure}"),
+            )),
+            Err(_) => {
+                abort.abort();
+                ApprovalAnswer::Refused(Reason::new(
+                    "expired",
+                    format!("no answer within {:?}", self.approval_timeout),
+                ))
+            }
+        };
+        let grant = match answer {
+            ApprovalAnswer::Refused(reason) => {
+                return Err(record.deny(Stage::Approval, None, reason).await);
+            }
+            ApprovalAnswer::Approved(grant) => grant,
+        };
+        if grant.request_id != request_id || grant.args_digest != record.digest {
+            let detail = format!(
+                "the approval names request `{}` and digest `{}`, not this call's",
+                grant.request_id, grant.args_digest
+            );
+            let reason = Reason::new("approval_mismatch", detail);
+            return Err(record.deny(Stage::Approval, None, reason).await);
+        }
+        let first_use =
+            self.spent_approvals.lock().unwrap_or_else(PoisonError::into_inner).insert(request_id);
+        if !first_use {
+            let reason = Reason::new("approval_reused", "this approval was already used once");
+            return Err(record.deny(Stage::Approval, None, reason).await);
+        }
+        let mut event = record.event(Stage::Approval, None, Verdict::Allow, Vec::new());
+        event.detail = json!({ "grant": grant });
+        record.commit(event).await?;
+        Ok(grant)
+    }
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let guards: Vec<&str> = self.guards.iter().map(|guard| guard.name()).collect();
+        f.debug_struct("Pipeline")
+            .field("menu", &self.menu)
+            .field("guards", &guards)
+            .field("approval_timeout", &self.approval_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a guard, turning a panic into a denial.
+fn check_without_panicking(
+    guard: &dyn Guard,
+    call: &ProposedCall<'_>,
+    ctx: &CallContext,
+) -> Decision {
+    catch_unwind(AssertUnwindSafe(|| guard.check(call, ctx))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-text panic".to_owned());
+        Decision::Deny(Reason::new(
+            "guard_failed",
+            format!("guard `{}` panicked: {message}", guard.name()),
+        ))
+    })
+}
+
+/// Writes the events of one call, all sharing who, what and which arguments.
+struct Recorder<'a> {
+    audit: &'a AuditLog,
+    request: &'a CallRequest,
+    ctx: &'a CallContext,
+    digest: &'a str,
+    tool_name: String,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(
+        audit: &'a AuditLog,
+        request: &'a CallRequest,
+        ctx: &'a CallContext,
+        digest: &'a str,
+    ) -> Self {
+        let tool_name: String = request.tool.chars().take(MAX_LOGGED_NAME).collect();
+        Self { audit, request, ctx, digest, tool_name }
+    }
+
+    fn event(
+        &self,
+        stage: Stage,
+        guard: Option<&str>,
+        verdict: Verdict,
+        reasons: Vec<Reason>,
+    ) -> AuditEvent {
+        AuditEvent {
+            time: now_rfc3339(),
+            agent: self.ctx.agent.clone(),
+            chain: self.ctx.chain.clone(),
+            task: self.ctx.task.clone(),
+            call_id: Some(self.request.id.clone()),
+            tool: Some(self.tool_name.clone()),
+            stage,
+            guard: guard.map(str::to_owned),
+            verdict,
+            reasons,
+            args_digest: Some(self.digest.to_owned()),
+            args: Some(self.request.input.clone()),
+            detail: Value::Null,
+        }
+    }
+
+    /// Records a passing verdict; if it cannot be recorded, the call is refused.
+    async fn verdict(
+        &self,
+        stage: Stage,
+        guard: Option<&str>,
+        verdict: Verdict,
+        reasons: Vec<Reason>,
+    ) -> Result<(), Denied> {
+        self.commit(self.event(stage, guard, verdict, reasons)).await
+    }
+
+    async fn commit(&self, event: AuditEvent) -> Result<(), Denied> {
+        let (stage, guard) = (event.stage, event.guard.clone());
+        match self.audit.record(event, Commit::Buffered).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.denied(
+                stage,
+                guard.as_deref(),
+                Reason::new("audit_unavailable", error.to_string()),
+            )),
+        }
+    }
+
+    /// Records a denial (best effort: the call is refused whether or not the record is made).
+    async fn deny(&self, stage: Stage, guard: Option<&str>, reason: Reason) -> Denied {
+        let event = self.event(stage, guard, Verdict::Deny, vec![reason.clone()]);
+        if let Err(error) = self.audit.record(event, Commit::Buffered).await {
+            tracing::error!(target: "audit", %error, "a denial could not be recorded");
+        }
+        self.denied(stage, guard, reason)
+    }
+
+    fn denied(&self, stage: Stage, guard: Option<&str>, reason: Reason) -> Denied {
+        Denied {
+            call_id: self.request.id.clone(),
+            tool: self.tool_name.clone(),
+            stage,
+            guard: guard.map(str::to_owned),
+            reason,
+        }
+    }
+}
+
+/// The approver of a pipeline that has none: every request is refused, never silently allowed.
+struct NoApprover;
+
+#[async_trait]
+impl Approver for NoApprover {
+    async fn decide(&self, _request: ApprovalRequest) -> ApprovalAnswer {
+        ApprovalAnswer::Refused(Reason::new(
+            "no_approver",
+            "the call needs a human's approval and no approval channel is configured",
+        ))
+    }
+}

@@ -36,6 +36,7 @@ pub struct JsonlSink {
     path: PathBuf,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     head: Arc<Mutex<Chain>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct Job {
@@ -74,11 +75,11 @@ impl JsonlSink {
         let head = Arc::new(Mutex::new(chain.clone()));
         let (sender, receiver) = mpsc::channel();
         let writer = Writer { file, path: shown.clone(), chain, fsync, head: Arc::clone(&head) };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("audit-writer".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(io_error)?;
-        Ok(Self { path, queue: Mutex::new(Some(sender)), head })
+        Ok(Self { path, queue: Mutex::new(Some(sender)), head, writer: Mutex::new(Some(writer)) })
     }
 
     /// The log file.
@@ -93,9 +94,15 @@ impl JsonlSink {
         (head.next_seq(), head.last_hash().to_owned())
     }
 
-    /// Stops accepting events; those already queued are still written.
+    /// Stops accepting events, waits until those already queued are written, and closes the
+    /// file (releasing its lock).
     pub fn close(&self) {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(writer) = writer {
+            // The writer only panics on a bug; there is nothing more to do with one here.
+            let _ = writer.join();
+        }
     }
 }
 

@@ -1,0 +1,204 @@
+//! Helpers shared by agent-core's integration tests: a recording tool, scripted guards, and a
+//! sink that writes into the same timeline as the tools, so a test can prove what happened first.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use agent_core::audit::{
+    AuditError, AuditEvent, AuditLog, AuditSink, Commit, MemorySink, SealedEvent, Stage,
+};
+use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
+use agent_core::pipeline::CallRequest;
+use agent_core::tool::{Invocation, Tool, ToolError, ToolOutput};
+use agent_core::{CallId, EffectClass, Scope, ToolName, ToolSpec};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What happened, in order: audit events as `"<stage>:<call>"` and executions as `"run:<call>"`.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline(Arc<Mutex<Vec<String>>>);
+
+impl Timeline {
+    pub fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A tool that records each run and answers with its input.
+pub struct RecordingTool {
+    spec: ToolSpec,
+    timeline: Timeline,
+    runs: Arc<Mutex<Vec<Value>>>,
+    behaviour: Behaviour,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    Echo,
+    Reject,
+    Panic,
+}
+
+impl RecordingTool {
+    pub fn new(name: &str, effect: EffectClass, timeline: &Timeline) -> Self {
+        Self::with(name, effect, timeline, Behaviour::Echo)
+    }
+
+    pub fn with(
+        name: &str,
+        effect: EffectClass,
+        timeline: &Timeline,
+        behaviour: Behaviour,
+    ) -> Self {
+        let spec = ToolSpec::new(
+            ToolName::new(name).unwrap(),
+            format!("test tool {name}"),
+            order_schema(),
+            Scope::new(format!("{name}:use")).unwrap(),
+        )
+        .effect(effect);
+        Self { spec, timeline: timeline.clone(), runs: Arc::default(), behaviour }
+    }
+
+    pub fn untrusted(mut self) -> Self {
+        self.spec = self.spec.untrusted_output();
+        self
+    }
+
+    pub fn runs(&self) -> Arc<Mutex<Vec<Value>>> {
+        Arc::clone(&self.runs)
+    }
+}
+
+/// `{ order_id: string, amount?: number }`, nothing else.
+pub fn order_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "order_id": {"type": "string"},
+            "amount": {"type": "number", "minimum": 0},
+            "note": {"type": "string"}
+        },
+        "required": ["order_id"],
+        "additionalProperties": false
+    })
+}
+
+#[async_trait]
+impl Tool for RecordingTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError> {
+        self.timeline.push(format!("run:{}", invocation.call_id));
+        self.runs.lock().unwrap().push(input.clone());
+        match self.behaviour {
+            Behaviour::Echo => Ok(ToolOutput::json(&json!({"ok": true, "input": input}))),
+            Behaviour::Reject => Err(ToolError::Rejected("order is not pending".into())),
+            Behaviour::Panic => panic!("the tool blew up"),
+        }
+    }
+}
+
+/// A guard whose verdict per call id is scripted; calls not in the script are allowed.
+pub struct ScriptedGuard {
+    pub name: String,
+    pub verdicts: HashMap<String, Verdict>,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    Ask,
+    Panic,
+}
+
+impl ScriptedGuard {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.into(), verdicts: HashMap::new(), seen: Arc::default() }
+    }
+
+    pub fn on(mut self, call_id: &str, verdict: Verdict) -> Self {
+        self.verdicts.insert(call_id.into(), verdict);
+        self
+    }
+}
+
+impl Guard for ScriptedGuard {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
+        self.seen.lock().unwrap().push(call.id.to_string());
+        match self.verdicts.get(call.id.as_str()).copied().unwrap_or(Verdict::Allow) {
+            Verdict::Allow => Decision::Allow,
+            Verdict::Deny => {
+                Decision::Deny(Reason::new("scripted_deny", "internal policy p7 says no"))
+            }
+            Verdict::Ask => Decision::NeedsApproval(ApprovalNeed {
+                reason: Reason::new("scripted_ask", "a human must look"),
+                policies: vec!["p9".into()],
+            }),
+            Verdict::Panic => panic!("guard exploded"),
+        }
+    }
+}
+
+/// A memory sink that also writes each event into a timeline as `"<stage>:<call>"`.
+pub struct TimelineSink {
+    pub inner: MemorySink,
+    pub timeline: Timeline,
+}
+
+#[async_trait]
+impl AuditSink for TimelineSink {
+    async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError> {
+        let label = format!(
+            "{}:{}",
+            serde_json::to_value(event.stage).unwrap().as_str().unwrap(),
+            event.call_id.as_ref().map(CallId::as_str).unwrap_or("-")
+        );
+        let sealed = self.inner.append(event, commit).await?;
+        self.timeline.push(label);
+        Ok(sealed)
+    }
+}
+
+/// A timeline, a sink writing into it, and the audit log over the sink.
+pub fn timeline_log() -> (Timeline, Arc<TimelineSink>, AuditLog) {
+    let timeline = Timeline::default();
+    let sink = Arc::new(TimelineSink { inner: MemorySink::new(), timeline: timeline.clone() });
+    let log = AuditLog::new(sink.clone());
+    (timeline, sink, log)
+}
+
+pub fn request(id: &str, tool: &str, input: Value) -> CallRequest {
+    CallRequest { id: CallId::new(id), tool: tool.into(), input, stated_reason: "because".into() }
+}
+
+pub fn context() -> CallContext {
+    CallContext::new("support-agent".into(), "task-1".into())
+}
+
+/// The verdicts recorded for one call, as `(stage, verdict, first reason code)`.
+pub fn verdicts_for(events: &[SealedEvent], call_id: &str) -> Vec<(Stage, String, Option<String>)> {
+    events
+        .iter()
+        .filter(|e| e.event.call_id.as_ref().is_some_and(|id| id.as_str() == call_id))
+        .map(|e| {
+            (
+                e.event.stage,
+                serde_json::to_value(e.event.verdict).unwrap().as_str().unwrap().to_owned(),
+                e.event.reasons.first().map(|r| r.code.clone()),
+            )
+        })
+        .collect()
+}

@@ -187,6 +187,15 @@ async fn concurrent_tasks_share_commits_and_the_chain_stays_whole() {
         task.await.unwrap();
     }
     assert_eq!(verify_file(&path).unwrap().events, 640);
+    let fsyncs = sink.fsync_count();
+    println!("640 durable appends from 32 tasks took {fsyncs} fsyncs");
+    assert!(fsyncs < 640 / 2, "group commit should share fsyncs, ran {fsyncs}");
+    // Positive control: one task alone pays one fsync per durable append.
+    let alone = JsonlSink::open(dir.path().join("alone.jsonl"), Fsync::OnCommit).unwrap();
+    for n in 0..10 {
+        alone.append(event(n), Commit::Durable).await.unwrap();
+    }
+    assert_eq!(alone.fsync_count(), 10);
 }
 
 #[tokio::test]

@@ -1,13 +1,14 @@
 //! The append-only JSON Lines sink, with group commit.
 //!
-//! One writer thread owns the file. Appends queue up on a channel; the writer takes everything
-//! queued, seals it into the chain in arrival order, writes it with one `write`, and if any event
-//! in the batch asked for [`Commit::Durable`], makes the file durable with one `fdatasync` before
-//! answering anyone in the batch. Under load, 32 tasks that each wait for their intent record
-//! share a handful of `fsync`s instead of paying for 32.
+//! Appending is two steps. **Write**: under a short lock, the event is sealed into the chain and
+//! its line written to the file (to the OS page cache: microseconds). **Commit**, only for
+//! [`Commit::Durable`] events: the caller waits until an `fdatasync` that started after its line
+//! was written has finished. One caller at a time runs the `fdatasync`, for every line written so
+//! far; the others wait for it and are covered by it. So 32 tasks that each wait for their
+//! intent record share a handful of `fsync`s instead of paying for 32 (group commit).
 //!
-//! The writer fails closed: after any failed write (a full disk, say) the end of the file is
-//! uncertain, so it refuses every later event rather than extend a chain it cannot vouch for.
+//! The sink fails closed: after any failed write or sync (a full disk, say) the end of the file
+//! is uncertain, so it refuses every later event rather than extend a chain it cannot vouch for.
 
 use super::chain::{Chain, hash_of_value};
 use super::{AuditError, AuditEvent, AuditSink, Commit, SealedEvent};
@@ -16,14 +17,14 @@ use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::Notify;
 
 /// When the sink calls `fdatasync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fsync {
-    /// Once per batch that holds a [`Commit::Durable`] event (group commit). The default.
+    /// Before a [`Commit::Durable`] append returns, shared between concurrent callers (group
+    /// commit). The default.
     #[default]
     OnCommit,
     /// Never: events reach the OS page cache only. For benchmarks and throwaway runs; a power
@@ -34,15 +35,32 @@ pub enum Fsync {
 /// An append-only JSON Lines audit log, one sealed event per line.
 pub struct JsonlSink {
     path: PathBuf,
-    queue: Mutex<Option<mpsc::Sender<Job>>>,
-    head: Arc<Mutex<Chain>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    shared: Arc<Shared>,
 }
 
-struct Job {
-    event: AuditEvent,
-    commit: Commit,
-    reply: oneshot::Sender<Result<SealedEvent, AuditError>>,
+/// What the appenders and the syncing caller share.
+struct Shared {
+    path: String,
+    file: File,
+    fsync: Fsync,
+    writes: Mutex<Writes>,
+    syncs: Mutex<Syncs>,
+    synced: Notify,
+}
+
+struct Writes {
+    chain: Chain,
+    failure: Option<String>,
+    closed: bool,
+}
+
+struct Syncs {
+    /// How many events are known to be on stable storage.
+    durable: u64,
+    /// Whether an `fdatasync` is running.
+    in_progress: bool,
+    /// How many `fdatasync`s have run.
+    count: u64,
 }
 
 impl JsonlSink {
@@ -72,14 +90,16 @@ impl JsonlSink {
             Err(std::fs::TryLockError::Error(error)) => return Err(io_error(error)),
         }
         let chain = chain_of_existing(&mut file, &shown)?;
-        let head = Arc::new(Mutex::new(chain.clone()));
-        let (sender, receiver) = mpsc::channel();
-        let writer = Writer { file, path: shown.clone(), chain, fsync, head: Arc::clone(&head) };
-        let writer = std::thread::Builder::new()
-            .name("audit-writer".to_owned())
-            .spawn(move || writer.run(receiver))
-            .map_err(io_error)?;
-        Ok(Self { path, queue: Mutex::new(Some(sender)), head, writer: Mutex::new(Some(writer)) })
+        let durable = chain.next_seq();
+        let shared = Shared {
+            path: shown,
+            file,
+            fsync,
+            writes: Mutex::new(Writes { chain, failure: None, closed: false }),
+            syncs: Mutex::new(Syncs { durable, in_progress: false, count: 0 }),
+            synced: Notify::new(),
+        };
+        Ok(Self { path, shared: Arc::new(shared) })
     }
 
     /// The log file.
@@ -90,108 +110,113 @@ impl JsonlSink {
     /// The number of events written and the hash of the last: an anchor to keep elsewhere, so a
     /// log cut short at the end can be told from a complete one.
     pub fn head(&self) -> (u64, String) {
-        let head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-        (head.next_seq(), head.last_hash().to_owned())
+        let writes = self.shared.writes();
+        (writes.chain.next_seq(), writes.chain.last_hash().to_owned())
     }
 
-    /// Stops accepting events, waits until those already queued are written, and closes the
-    /// file (releasing its lock).
+    /// How many `fdatasync`s the sink has run: with group commit, fewer than durable appends.
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.syncs().count
+    }
+
+    /// Stops accepting events.
     pub fn close(&self) {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(writer) = writer {
-            // The writer only panics on a bug; there is nothing more to do with one here.
-            let _ = writer.join();
-        }
+        self.shared.writes().closed = true;
     }
 }
 
 #[async_trait]
 impl AuditSink for JsonlSink {
     async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let sender = queue.as_ref().ok_or(AuditError::Closed)?;
-            sender.send(Job { event, commit, reply }).map_err(|_| AuditError::Closed)?;
+        let sealed = self.shared.write(event)?;
+        if commit == Commit::Durable && self.shared.fsync == Fsync::OnCommit {
+            Arc::clone(&self.shared).make_durable(sealed.seq + 1).await?;
         }
-        answer.await.map_err(|_| AuditError::Closed)?
-    }
-}
-
-impl Drop for JsonlSink {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// The writer thread's state.
-struct Writer {
-    file: File,
-    path: String,
-    chain: Chain,
-    fsync: Fsync,
-    head: Arc<Mutex<Chain>>,
-}
-
-/// The most events written in one batch, so one slow batch cannot grow without bound.
-const MAX_BATCH: usize = 1024;
-
-impl Writer {
-    fn run(mut self, receiver: mpsc::Receiver<Job>) {
-        let mut failure: Option<String> = None;
-        while let Ok(first) = receiver.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            if let Some(cause) = &failure {
-                let error = AuditError::Poisoned { path: self.path.clone(), cause: cause.clone() };
-                for job in batch {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-                continue;
-            }
-            match self.write_batch(&batch) {
-                Ok(sealed) => {
-                    *self.head.lock().unwrap_or_else(PoisonError::into_inner) = self.chain.clone();
-                    for (job, event) in batch.into_iter().zip(sealed) {
-                        let _ = job.reply.send(Ok(event));
-                    }
-                }
-                Err(message) => {
-                    let error =
-                        AuditError::Io { path: self.path.clone(), message: message.clone() };
-                    for job in batch {
-                        let _ = job.reply.send(Err(error.clone()));
-                    }
-                    failure = Some(message);
-                }
-            }
-        }
-    }
-
-    /// Seals and writes a batch; the chain head moves only if the whole batch was written.
-    fn write_batch(&mut self, batch: &[Job]) -> Result<Vec<SealedEvent>, String> {
-        let mut chain = self.chain.clone();
-        let mut bytes = Vec::with_capacity(batch.len() * 512);
-        let mut sealed = Vec::with_capacity(batch.len());
-        for job in batch {
-            let event = chain.seal(job.event.clone());
-            serde_json::to_writer(&mut bytes, &event).map_err(|error| error.to_string())?;
-            bytes.push(b'\n');
-            sealed.push(event);
-        }
-        self.file.write_all(&bytes).map_err(|error| error.to_string())?;
-        let durable = batch.iter().any(|job| job.commit == Commit::Durable);
-        if durable && self.fsync == Fsync::OnCommit {
-            self.file.sync_data().map_err(|error| error.to_string())?;
-        }
-        self.chain = chain;
         Ok(sealed)
+    }
+}
+
+impl Shared {
+    fn writes(&self) -> MutexGuard<'_, Writes> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn syncs(&self) -> MutexGuard<'_, Syncs> {
+        self.syncs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn poisoned(&self, cause: &str) -> AuditError {
+        AuditError::Poisoned { path: self.path.clone(), cause: cause.to_owned() }
+    }
+
+    /// Seals the event and writes its line, in chain order.
+    fn write(&self, event: AuditEvent) -> Result<SealedEvent, AuditError> {
+        let mut writes = self.writes();
+        if let Some(cause) = &writes.failure {
+            return Err(self.poisoned(cause));
+        }
+        if writes.closed {
+            return Err(AuditError::Closed);
+        }
+        let sealed = writes.chain.seal(event);
+        let mut line = serde_json::to_vec(&sealed).map_err(|error| AuditError::Io {
+            path: self.path.clone(),
+            message: error.to_string(),
+        })?;
+        line.push(b'\n');
+        // One `write` per line, through an append-mode descriptor, under the lock: lines are never
+        // interleaved and always in chain order.
+        if let Err(error) = (&self.file).write_all(&line) {
+            writes.failure = Some(error.to_string());
+            return Err(AuditError::Io { path: self.path.clone(), message: error.to_string() });
+        }
+        Ok(sealed)
+    }
+
+    /// Waits until the first `upto` events are on stable storage, running the `fdatasync` if
+    /// nobody else is.
+    async fn make_durable(self: Arc<Self>, upto: u64) -> Result<(), AuditError> {
+        loop {
+            let notified = self.synced.notified();
+            tokio::pin!(notified);
+            // Register for the wake-up before looking, so a sync that ends in between is not missed.
+            notified.as_mut().enable();
+            if let Some(cause) = &self.writes().failure {
+                return Err(self.poisoned(cause));
+            }
+            let lead = {
+                let mut syncs = self.syncs();
+                if syncs.durable >= upto {
+                    return Ok(());
+                }
+                !std::mem::replace(&mut syncs.in_progress, true)
+            };
+            if lead {
+                // Everything written before this point is covered by the sync below.
+                let target = self.writes().chain.next_seq();
+                let shared = Arc::clone(&self);
+                // The sync runs to the end on a blocking thread even if this caller is cancelled,
+                // so `in_progress` is always cleared and the waiters always woken.
+                let _ = tokio::task::spawn_blocking(move || shared.sync(target)).await;
+            }
+            notified.await;
+        }
+    }
+
+    fn sync(&self, target: u64) {
+        let result = self.file.sync_data();
+        if let Err(error) = &result {
+            self.writes().failure = Some(format!("fdatasync failed: {error}"));
+        }
+        {
+            let mut syncs = self.syncs();
+            syncs.in_progress = false;
+            syncs.count += 1;
+            if result.is_ok() {
+                syncs.durable = syncs.durable.max(target);
+            }
+        }
+        self.synced.notify_waiters();
     }
 }
 

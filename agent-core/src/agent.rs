@@ -11,6 +11,7 @@
 //! The model's text is never consulted for permission: it is recorded as the stated reason of the
 //! calls in its turn, and that is all.
 
+use crate::approval::ApprovalGrant;
 use crate::audit::{AuditEvent, Commit, Stage, Verdict};
 use crate::guard::{CallContext, Reason, UntrustedContent};
 use crate::ids::{AgentId, CallId, TaskId};
@@ -148,6 +149,8 @@ pub struct CallRecord {
     pub tool: String,
     /// The arguments as the model gave them.
     pub input: Value,
+    /// The human's yes, when the call needed one and got it.
+    pub approval: Option<ApprovalGrant>,
     /// What became of it.
     pub outcome: CallOutcome,
 }
@@ -416,6 +419,7 @@ impl<'a> TaskRun<'a> {
     async fn call_tool(&mut self, request: CallRequest) -> ContentBlock {
         self.ctx.calls_made = u32::try_from(self.report.calls.len()).unwrap_or(u32::MAX);
         let pipeline = &self.agent.pipeline;
+        let mut approval = None;
         let (outcome, content, is_error, provenance) =
             match pipeline.authorize(&request, &self.ctx).await {
                 Err(denied) => {
@@ -423,6 +427,7 @@ impl<'a> TaskRun<'a> {
                     (CallOutcome::Denied(denied), message, true, Provenance::Runtime)
                 }
                 Ok(authorized) => {
+                    approval = authorized.approval().cloned();
                     let spec = authorized.spec();
                     let (untrusted, name) = (spec.untrusted_output, spec.name.to_string());
                     match pipeline.menu().invoke(authorized).await {
@@ -460,6 +465,7 @@ impl<'a> TaskRun<'a> {
             call_id: request.id,
             tool: request.tool,
             input: request.input,
+            approval,
             outcome,
         });
         block

@@ -11,6 +11,7 @@ pub mod menu;
 pub mod model;
 pub mod pipeline;
 pub mod tool;
+mod unwind;
 
 pub use agent::{Agent, AgentBuilder, Task, TaskEnd, TaskLimits, TaskReport};
 pub use approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver, ScriptedApprover};

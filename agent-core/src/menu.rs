@@ -13,6 +13,7 @@ use crate::guard::Reason;
 use crate::model::ToolDefinition;
 use crate::pipeline::Authorized;
 use crate::tool::{Tool, ToolError, ToolName, ToolOutput, ToolSpec};
+use crate::unwind::catch_panic;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,10 +108,9 @@ impl ToolMenu {
             ));
         }
         let Authorized { tool, input, invocation, audit, outcome_event, .. } = authorized;
-        let task = tokio::spawn(async move { tool.call(input, &invocation).await });
-        let result = match task.await {
+        let result = match catch_panic(tool.call(input, &invocation)).await {
             Ok(result) => result,
-            Err(join_error) => Err(ToolError::Internal(format!("the tool panicked: {join_error}"))),
+            Err(panic) => Err(ToolError::Internal(format!("the tool panicked: {panic}"))),
         };
         let event = match &result {
             Ok(output) => AuditEvent {

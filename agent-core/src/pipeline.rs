@@ -22,6 +22,7 @@ use crate::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Rea
 use crate::ids::CallId;
 use crate::menu::ToolMenu;
 use crate::tool::{Invocation, Tool, ToolName, ToolSpec};
+use crate::unwind::{catch_panic, describe};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -284,23 +285,18 @@ impl Pipeline {
                 .unwrap_or_default(),
         };
         let request_id = approval_request.id.clone();
-        let approver = Arc::clone(&self.approver);
-        // The approver runs as its own task so that a panic in a channel is a refusal, not a crash.
-        let asking = tokio::spawn(async move { approver.decide(approval_request).await });
-        let abort = asking.abort_handle();
+        // A panic in the channel is a refusal, not a crash; silence past the timeout is a no.
+        let asking = catch_panic(self.approver.decide(approval_request));
         let answer = match tokio::time::timeout(self.approval_timeout, asking).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(failure)) => ApprovalAnswer::Refused(Reason::new(
+            Ok(Err(panic)) => ApprovalAnswer::Refused(Reason::new(
                 "channel_failed",
-                format!("the approval channel failed: {failure}"),
+                format!("the approval channel failed: {panic}"),
             )),
-            Err(_) => {
-                abort.abort();
-                ApprovalAnswer::Refused(Reason::new(
-                    "expired",
-                    format!("no answer within {:?}", self.approval_timeout),
-                ))
-            }
+            Err(_) => ApprovalAnswer::Refused(Reason::new(
+                "expired",
+                format!("no answer within {:?}", self.approval_timeout),
+            )),
         };
         let grant = match answer {
             ApprovalAnswer::Refused(reason) => {
@@ -347,11 +343,7 @@ fn check_without_panicking(
     ctx: &CallContext,
 ) -> Decision {
     catch_unwind(AssertUnwindSafe(|| guard.check(call, ctx))).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|text| (*text).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-text panic".to_owned());
+        let message = describe(panic.as_ref());
         Decision::Deny(Reason::new(
             "guard_failed",
             format!("guard `{}` panicked: {message}", guard.name()),

@@ -1,0 +1,52 @@
+//! The demo, end to end, as a newcomer runs it: offline, exit code 0, every attack stopped, the
+//! honest tickets resolved, and an audit log whose chain verifies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+#[test]
+fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["--audit-log", log.to_str().unwrap()])
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.matches("→ honest ticket resolved").count(), 2, "{stdout}");
+    assert!(stdout.contains("→ attack stopped"), "{stdout}");
+    assert!(stdout.contains("DENIED by own_orders_only (cross_customer)"), "{stdout}");
+    assert!(stdout.contains("DENIED by Menu (unknown_tool)"), "{stdout}");
+    assert!(stdout.contains("approved by script via scripted, ran"), "{stdout}");
+    assert!(stdout.contains("money refunded:      $100.00"), "{stdout}");
+
+    // The log is there, verifies, and holds the refused calls with their reasons.
+    let summary = agent_core::audit::verify_file(&log).unwrap();
+    assert!(summary.events > 30);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"cross_customer\"") && text.contains("\"refund_exceeds_payment\""));
+    // No refund of another customer's order ever reached the intent stage.
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        if event["stage"] == "intent" && event["tool"] == "issue_refund" {
+            assert_ne!(event["task"], "T-1003", "an injected refund reached execution: {line}");
+        }
+    }
+}
+
+#[test]
+fn help_explains_the_demo_and_bad_arguments_are_refused() {
+    let help = Command::new(env!("CARGO_BIN_EXE_refund-bot")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: refund-bot"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_refund-bot")).arg("--frobnicate").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument `--frobnicate`"));
+}

@@ -302,3 +302,49 @@ async fn every_event_carries_who_what_and_which_arguments() {
     assert_eq!(events[2].event.guard.as_deref(), Some("policy"));
     assert_eq!(events[0].event.args, Some(input));
 }
+
+/// A writer for tracing-subscriber that keeps what it is given.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_event_is_mirrored_to_tracing_under_the_audit_target() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (timeline, sink, log) = timeline_log();
+    let tool = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline);
+    let menu = Arc::new(ToolMenu::new([Arc::new(tool) as Arc<dyn Tool>]).unwrap());
+    let pipeline = Pipeline::new(menu, log);
+    let denied =
+        pipeline.authorize(&request("c1", "send_email", json!({"to": "x"})), &context()).await;
+    assert!(denied.is_err());
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), sink.inner.events().len());
+    let denial = &lines[0];
+    assert_eq!(denial["target"], "audit");
+    assert_eq!(denial["level"], "WARN");
+    assert_eq!(denial["fields"]["tool"], "send_email");
+    assert_eq!(denial["fields"]["verdict"], "deny");
+    assert_eq!(denial["fields"]["stage"], "menu");
+    assert_eq!(denial["fields"]["hash"], sink.inner.events()[0].hash);
+}

@@ -131,6 +131,21 @@ pub enum Stage {
     Outcome,
 }
 
+impl Stage {
+    /// The stage as written in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Menu => "menu",
+            Self::Schema => "schema",
+            Self::Guard => "guard",
+            Self::Approval => "approval",
+            Self::Intent => "intent",
+            Self::Outcome => "outcome",
+        }
+    }
+}
+
 /// What a stage decided, or what happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,6 +166,22 @@ pub enum Verdict {
     Started,
     /// A task ended (the reason says how).
     Ended,
+}
+
+impl Verdict {
+    /// The verdict as written in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::NeedsApproval => "needs_approval",
+            Self::Intent => "intent",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Started => "started",
+            Self::Ended => "ended",
+        }
+    }
 }
 
 /// An event with its place in the chain.
@@ -302,9 +333,9 @@ fn mirror_to_tracing(sealed: &SealedEvent) {
                 task = %event.task,
                 call_id = event.call_id.as_ref().map(CallId::as_str),
                 tool = event.tool.as_deref(),
-                stage = ?event.stage,
+                stage = event.stage.as_str(),
                 guard = event.guard.as_deref(),
-                verdict = ?event.verdict,
+                verdict = event.verdict.as_str(),
                 reasons = ?reasons,
                 args_digest = event.args_digest.as_deref(),
                 hash = %sealed.hash,
@@ -314,5 +345,39 @@ fn mirror_to_tracing(sealed: &SealedEvent) {
     match event.verdict {
         Verdict::Deny | Verdict::Failed => emit!(warn),
         _ => emit!(info),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_tracing_match_names_in_the_log() {
+        let stages = [
+            Stage::Task,
+            Stage::Menu,
+            Stage::Schema,
+            Stage::Guard,
+            Stage::Approval,
+            Stage::Intent,
+            Stage::Outcome,
+        ];
+        for stage in stages {
+            assert_eq!(serde_json::to_value(stage).unwrap(), stage.as_str());
+        }
+        let verdicts = [
+            Verdict::Allow,
+            Verdict::Deny,
+            Verdict::NeedsApproval,
+            Verdict::Intent,
+            Verdict::Succeeded,
+            Verdict::Failed,
+            Verdict::Started,
+            Verdict::Ended,
+        ];
+        for verdict in verdicts {
+            assert_eq!(serde_json::to_value(verdict).unwrap(), verdict.as_str());
+        }
     }
 }

@@ -163,7 +163,7 @@ impl AuditSink for TimelineSink {
     async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError> {
         let label = format!(
             "{}:{}",
-            serde_json::to_value(event.stage).unwrap().as_str().unwrap(),
+            event.stage.as_str(),
             event.call_id.as_ref().map(CallId::as_str).unwrap_or("-")
         );
         let sealed = self.inner.append(event, commit).await?;
@@ -196,7 +196,7 @@ pub fn verdicts_for(events: &[SealedEvent], call_id: &str) -> Vec<(Stage, String
         .map(|e| {
             (
                 e.event.stage,
-                serde_json::to_value(e.event.verdict).unwrap().as_str().unwrap().to_owned(),
+                e.event.verdict.as_str().to_owned(),
                 e.event.reasons.first().map(|r| r.code.clone()),
             )
         })

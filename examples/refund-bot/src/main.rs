@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::EnvFilter;
 
 /// One ticket of the demo queue, with what the (compromised) model asks for while handling it.
 struct Ticket {
@@ -42,6 +43,14 @@ struct Ticket {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Logs, including the `audit` mirror of every event, go to stderr when RUST_LOG asks for them
+    // (for example `RUST_LOG=audit=info`); the transcript on stdout is for people.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let audit_path = match audit_path_from_args() {
         Ok(Some(path)) => path,
         Ok(None) => return ExitCode::SUCCESS,
@@ -69,7 +78,10 @@ by a model that obeys the injection, with Warden's guards in front of every tool
 Options:
   --audit-log PATH   where to write the hash-chained audit log
                      (default: target/refund-bot/audit-<time>.jsonl)
-  -h, --help         print this help";
+  -h, --help         print this help
+
+Environment:
+  RUST_LOG           log filter for stderr, e.g. `audit=info` to mirror every audit event";
 
 fn audit_path_from_args() -> Result<Option<PathBuf>, String> {
     let mut args = std::env::args().skip(1);

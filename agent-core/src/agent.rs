@@ -13,10 +13,13 @@
 
 use crate::approval::ApprovalGrant;
 use crate::audit::{AuditEvent, Commit, Stage, Verdict};
+use crate::credential::{Credential, Delegator};
 use crate::guard::{CallContext, Reason, UntrustedContent};
 use crate::ids::{AgentId, CallId, TaskId};
+use crate::menu::MenuError;
 use crate::model::{ContentBlock, Message, Model, ModelRequest, Role, StopReason};
 use crate::pipeline::{CallRequest, Denied, Pipeline};
+use crate::tool::Scope;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +71,66 @@ pub struct Task {
     pub instructions: String,
     /// The content to work on, from outside the trust boundary (a ticket body, an e-mail).
     pub untrusted_input: Option<UntrustedContent>,
+    /// The task's credential (short-lived, scoped to this task), checked at every call.
+    pub credential: Option<Credential>,
+}
+
+impl Task {
+    /// A task with trusted instructions only; add the rest with the builder methods.
+    pub fn new(id: impl Into<TaskId>, instructions: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            on_behalf_of: None,
+            instructions: instructions.into(),
+            untrusted_input: None,
+            credential: None,
+        }
+    }
+
+    /// The customer or user the task serves.
+    #[must_use]
+    pub fn on_behalf_of(mut self, customer: impl Into<String>) -> Self {
+        self.on_behalf_of = Some(customer.into());
+        self
+    }
+
+    /// The untrusted content to work on, and where it came from (`ticket`, `email`, …).
+    #[must_use]
+    pub fn untrusted_input(mut self, source: impl Into<String>, text: impl Into<String>) -> Self {
+        self.untrusted_input = Some(UntrustedContent { source: source.into(), text: text.into() });
+        self
+    }
+
+    /// The task's credential.
+    #[must_use]
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// A sub-task of this one for `subagent`, whose credential is this task's narrowed to
+    /// `scopes` by `delegator`. Asking for a scope this task's credential lacks is an error here,
+    /// before the subagent runs. The sub-task serves the same customer; it carries none of this
+    /// task's untrusted input unless the caller adds it.
+    pub fn delegate(
+        &self,
+        subagent: &Agent,
+        delegator: &dyn Delegator,
+        scopes: &[Scope],
+        instructions: impl Into<String>,
+    ) -> Result<Task, Reason> {
+        let parent = self.credential.as_ref().ok_or_else(|| {
+            Reason::new("no_credential", "the parent task has no credential to narrow")
+        })?;
+        let credential = delegator.attenuate(parent, subagent.id(), scopes)?;
+        Ok(Task {
+            id: TaskId::new(format!("{}/{}", self.id, subagent.id())),
+            on_behalf_of: self.on_behalf_of.clone(),
+            instructions: instructions.into(),
+            untrusted_input: None,
+            credential: Some(credential),
+        })
+    }
 }
 
 /// What happened in a task.
@@ -231,6 +294,28 @@ impl Agent {
         &self.pipeline
     }
 
+    /// The delegation chain from the root agent down to this one.
+    pub fn chain(&self) -> &[AgentId] {
+        &self.chain
+    }
+
+    /// Starts building a subagent: its menu is `tools`, cut from this agent's menu (naming a tool
+    /// this agent lacks is an error here, never a surprise at call time), behind the same guards,
+    /// approver and audit log, with this agent's chain extended by `id`. Its tasks get narrowed
+    /// credentials from [`Task::delegate`].
+    pub fn subagent<'a>(
+        &self,
+        id: AgentId,
+        model: Arc<dyn Model>,
+        tools: impl IntoIterator<Item = &'a str>,
+    ) -> Result<AgentBuilder, MenuError> {
+        let menu = self.pipeline.menu().subset(tools)?;
+        let pipeline = Arc::new(self.pipeline.for_menu(Arc::new(menu)));
+        let mut chain = self.chain.clone();
+        chain.push(id.clone());
+        Ok(Agent::builder(id, model, pipeline).chain(chain).limits(self.limits))
+    }
+
     /// Runs one task to its end.
     pub async fn run(&self, task: Task) -> TaskReport {
         let span = tracing::info_span!("task", task = %task.id, agent = %self.id);
@@ -303,6 +388,7 @@ impl<'a> TaskRun<'a> {
         let mut ctx = CallContext::new(agent.id.clone(), task.id.clone());
         ctx.chain.clone_from(&agent.chain);
         ctx.on_behalf_of.clone_from(&task.on_behalf_of);
+        ctx.credential.clone_from(&task.credential);
         let mut report = TaskReport {
             task: task.id.clone(),
             end: TaskEnd::Completed,

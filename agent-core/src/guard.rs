@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+use crate::credential::Credential;
 use crate::ids::{AgentId, CallId, TaskId};
 use crate::tool::ToolSpec;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,8 @@ pub struct CallContext {
     pub untrusted: Vec<UntrustedContent>,
     /// How many tool calls the task has made before this one (authorized or not).
     pub calls_made: u32,
+    /// The task's credential, for the credential guard to verify. Never logged.
+    pub credential: Option<Credential>,
 }
 
 impl CallContext {
@@ -132,6 +135,7 @@ impl CallContext {
             on_behalf_of: None,
             untrusted: Vec::new(),
             calls_made: 0,
+            credential: None,
         }
     }
 

@@ -18,6 +18,7 @@
 use crate::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver};
 use crate::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict, now_rfc3339};
 use crate::canonical;
+use crate::credential::CallCredentials;
 use crate::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
 use crate::ids::CallId;
 use crate::menu::ToolMenu;
@@ -37,6 +38,7 @@ pub struct Pipeline {
     approver: Arc<dyn Approver>,
     approval_timeout: Duration,
     audit: AuditLog,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
     spent_approvals: Mutex<HashSet<String>>,
 }
 
@@ -126,6 +128,9 @@ impl Denied {
     }
 }
 
+/// The name under which a failure to mint a call's credential is recorded.
+const CALL_CREDENTIAL: &str = "call_credential";
+
 /// The longest tool name copied from a refused call into the audit log.
 const MAX_LOGGED_NAME: usize = 128;
 
@@ -139,8 +144,31 @@ impl Pipeline {
             approver: Arc::new(NoApprover),
             approval_timeout: Duration::from_secs(300),
             audit,
+            call_credentials: None,
             spent_approvals: Mutex::default(),
         }
+    }
+
+    /// The same checks in front of another menu: for a subagent, whose menu is cut from this
+    /// one's with [`ToolMenu::subset`]. Guards, approver, call credentials and audit log are
+    /// shared.
+    pub fn for_menu(&self, menu: Arc<ToolMenu>) -> Self {
+        Self {
+            menu,
+            guards: self.guards.clone(),
+            approver: Arc::clone(&self.approver),
+            approval_timeout: self.approval_timeout,
+            audit: self.audit.clone(),
+            call_credentials: self.call_credentials.clone(),
+            spent_approvals: Mutex::default(),
+        }
+    }
+
+    /// Sets who mints the credential each authorized call carries to its tool.
+    #[must_use]
+    pub fn with_call_credentials(mut self, minter: Arc<dyn CallCredentials>) -> Self {
+        self.call_credentials = Some(minter);
+        self
     }
 
     /// Adds a guard after those already added.
@@ -229,6 +257,23 @@ impl Pipeline {
             Some(self.ask_approval(&record, request, ctx, spec.name.clone(), needs).await?)
         };
 
+        // The call's own credential, minted only now that the call is allowed.
+        let credential = match &self.call_credentials {
+            None => None,
+            Some(minter) => {
+                match catch_unwind(AssertUnwindSafe(|| minter.for_call(&proposed, ctx))) {
+                    Ok(Ok(credential)) => credential,
+                    Ok(Err(reason)) => {
+                        return Err(record.deny(Stage::Guard, Some(CALL_CREDENTIAL), reason).await);
+                    }
+                    Err(panic) => {
+                        let reason = Reason::new("credential_failed", describe(panic.as_ref()));
+                        return Err(record.deny(Stage::Guard, Some(CALL_CREDENTIAL), reason).await);
+                    }
+                }
+            }
+        };
+
         // 5. Intent, durably, or nothing runs.
         let intent = record.event(Stage::Intent, None, Verdict::Intent, Vec::new());
         let intent_seq = match self.audit.record(intent, Commit::Durable).await {
@@ -249,6 +294,7 @@ impl Pipeline {
                 task: ctx.task.clone(),
                 agent: ctx.agent.clone(),
                 args_digest: digest.clone(),
+                credential,
             },
             audit: self.audit.clone(),
             outcome_event,

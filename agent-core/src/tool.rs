@@ -6,6 +6,7 @@
 //! credential check, the effect class for policy and budgets, and whether the tool's output comes
 //! from outside the trust boundary (a ticket body, a product description written by a seller).
 
+use crate::credential::Credential;
 use crate::ids::{AgentId, CallId, TaskId};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -206,6 +207,8 @@ pub struct Invocation {
     pub agent: AgentId,
     /// The digest of the canonical arguments, as audited and (for approvals) as approved.
     pub args_digest: String,
+    /// The credential minted for this call (for a tool server to verify itself), if any.
+    pub credential: Option<Credential>,
 }
 
 /// What a tool returns to the model.

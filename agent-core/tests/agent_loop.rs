@@ -9,7 +9,6 @@ mod support;
 
 use agent_core::agent::{CallOutcome, Provenance};
 use agent_core::audit::{AuditLog, MemorySink, Stage, Verdict as AuditVerdict};
-use agent_core::guard::UntrustedContent;
 use agent_core::model::{
     AnthropicClient, AnthropicConfig, ContentBlock, Model, ModelError, ModelRequest, ModelResponse,
     RetryPolicy, ScriptedCall, ScriptedModel, ScriptedTurn, StopReason, Usage,
@@ -50,12 +49,9 @@ fn desk(guard: Option<Arc<dyn Guard>>) -> Desk {
 }
 
 fn ticket(body: &str) -> Task {
-    Task {
-        id: "ticket-7".into(),
-        on_behalf_of: Some("noah_brown_6181".into()),
-        instructions: "Resolve the customer's ticket.".into(),
-        untrusted_input: Some(UntrustedContent { source: "ticket".into(), text: body.into() }),
-    }
+    Task::new("ticket-7", "Resolve the customer's ticket.")
+        .on_behalf_of("noah_brown_6181")
+        .untrusted_input("ticket", body)
 }
 
 fn agent(model: Arc<dyn Model>, pipeline: &Arc<Pipeline>, limits: TaskLimits) -> Agent {

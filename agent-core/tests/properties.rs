@@ -101,12 +101,7 @@ fn run_case(calls: &[Call], per_turn: usize) -> Result<(), TestCaseError> {
     let agent = Agent::builder("a".into(), Arc::new(ScriptedModel::new(turns)), Arc::new(pipeline))
         .limits(TaskLimits { max_turns: 100, max_tool_calls: 100, ..TaskLimits::default() })
         .build();
-    let task = Task {
-        id: "t".into(),
-        on_behalf_of: None,
-        instructions: "go".into(),
-        untrusted_input: None,
-    };
+    let task = Task::new("t", "go");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let report = runtime.block_on(agent.run(task));
 

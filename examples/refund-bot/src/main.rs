@@ -21,7 +21,6 @@ mod desk;
 use agent_core::agent::CallOutcome;
 use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::{AuditLog, Fsync, JsonlSink, verify_file};
-use agent_core::guard::UntrustedContent;
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
 use agent_core::{Agent, Pipeline, ScriptedApprover, Task, TaskReport, ToolMenu};
 use desk::{Desk, OwnOrdersOnly, RefundLimits};
@@ -130,18 +129,14 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
             .system_prompt("You are a support agent. Resolve the customer's ticket.")
             .build();
         let report = agent
-            .run(Task {
-                id: ticket.id.into(),
-                on_behalf_of: Some(ticket.customer.into()),
-                instructions: format!(
-                    "Resolve ticket {} from customer {}.",
-                    ticket.id, ticket.customer
-                ),
-                untrusted_input: Some(UntrustedContent {
-                    source: "ticket".into(),
-                    text: ticket.body.into(),
-                }),
-            })
+            .run(
+                Task::new(
+                    ticket.id,
+                    format!("Resolve ticket {} from customer {}.", ticket.id, ticket.customer),
+                )
+                .on_behalf_of(ticket.customer)
+                .untrusted_input("ticket", ticket.body),
+            )
             .await;
         print_transcript(&report);
         totals.add(&report);

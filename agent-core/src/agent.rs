@@ -122,9 +122,10 @@ impl Task {
         let parent = self.credential.as_ref().ok_or_else(|| {
             Reason::new("no_credential", "the parent task has no credential to narrow")
         })?;
-        let credential = delegator.attenuate(parent, subagent.id(), scopes)?;
+        let id = TaskId::new(format!("{}/{}", self.id, subagent.id()));
+        let credential = delegator.attenuate(parent, subagent.id(), &id, scopes)?;
         Ok(Task {
-            id: TaskId::new(format!("{}/{}", self.id, subagent.id())),
+            id,
             on_behalf_of: self.on_behalf_of.clone(),
             instructions: instructions.into(),
             untrusted_input: None,

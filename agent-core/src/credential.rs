@@ -7,7 +7,7 @@
 //! [`Delegator`] and a credential guard.
 
 use crate::guard::{CallContext, ProposedCall, Reason};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, TaskId};
 use crate::tool::Scope;
 use std::fmt;
 
@@ -50,11 +50,13 @@ pub trait CallCredentials: Send + Sync {
 /// Narrows a credential for a subagent: fewer scopes, no later expiry, the subagent added to the
 /// delegation chain. Asking for anything wider than the parent holds is an error.
 pub trait Delegator: Send + Sync {
-    /// A credential for `subagent` holding only `scopes`, derived from `parent`.
+    /// A credential for `subagent`, working on `task`, holding only `scopes`, derived from
+    /// `parent`.
     fn attenuate(
         &self,
         parent: &Credential,
         subagent: &AgentId,
+        task: &TaskId,
         scopes: &[Scope],
     ) -> Result<Credential, Reason>;
 }

@@ -1,11 +1,11 @@
 //! Warden's stages: the guards that plug into `agent-core`'s pipeline.
 //!
-//! This crate will hold the credential issuer and verifier (short-lived EdDSA JWTs, attenuation
-//! for subagents, revocation), the Cedar policy guard, the approval channels (terminal, web
-//! console), budgets and provenance. Each is an implementation of [`agent_core::Guard`] or
-//! [`agent_core::Approver`]; none changes the pipeline itself.
+//! - [`credentials`]: short-lived EdDSA tokens per task, per-call tokens bound to the arguments,
+//!   attenuation for subagents, revocation, and the [`credentials::CredentialGuard`].
 //!
-//! It starts empty: the spine (`agent-core`) lands first, and the guards arrive with their own
-//! issues, each with the attacks it stops as tests.
+//! Each stage is an implementation of one of `agent-core`'s roles ([`agent_core::Guard`],
+//! [`agent_core::CallCredentials`], [`agent_core::Delegator`], [`agent_core::Approver`]); none
+//! changes the pipeline itself. Cedar policy, approval channels, budgets and provenance arrive with
+//! their own issues.
 
-pub use agent_core::{Decision, Guard, Reason};
+pub mod credentials;

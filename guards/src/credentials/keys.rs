@@ -1,0 +1,256 @@
+//! Signing keys: Ed25519, generated on first use, kept in a directory only the owner can read,
+//! rotated without breaking tokens already issued, and published as a JWK set.
+//!
+//! The directory holds one `<kid>.key.json` per key (mode 0600: the private key) and
+//! `jwks.json` (the public keys, for tool servers to verify with). Rotation makes a new key the
+//! signing key and keeps the old one's public half published until every token it signed has
+//! expired; [`KeyRing::prune`] then removes it, and tokens it signed fail as `unknown_key`.
+//!
+//! A key file that others can read, or that does not parse, stops the start with an error naming
+//! the file: an issuer must never run on a key it cannot vouch for.
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::EncodingKey;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The keys of one issuer.
+pub struct KeyRing {
+    dir: PathBuf,
+    keys: Vec<SigningKey>,
+}
+
+/// One Ed25519 key.
+struct SigningKey {
+    stored: StoredKey,
+    encoding: EncodingKey,
+    public: Vec<u8>,
+}
+
+/// A key as written to its file.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    /// When the key was made (seconds since the epoch).
+    created: u64,
+    /// When it stopped signing, if it has.
+    #[serde(default)]
+    retired: Option<u64>,
+    /// The PKCS#8 (v2) document, base64.
+    pkcs8: String,
+}
+
+/// Why the key directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing failed.
+    #[error("key store `{path}`: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A private key file is readable or writable by others than its owner.
+    #[error(
+        "key file `{path}` has mode {mode:o}: a private key must be 600 (run `chmod 600 {path}`)"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file does not hold a key.
+    #[error("key file `{path}` is not a valid key: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Generating a key failed.
+    #[error("could not generate a signing key")]
+    Generate,
+}
+
+impl KeyRing {
+    /// Loads the keys in `dir`, creating the directory (mode 0700) and a first key if there are
+    /// none.
+    pub fn open(dir: impl AsRef<Path>, now: u64) -> Result<Self, KeyError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| KeyError::Io { path, source }
+        };
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(&dir))?;
+        }
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.to_string_lossy().ends_with(KEY_SUFFIX) {
+                keys.push(load_key(&path)?);
+            }
+        }
+        keys.sort_by_key(|key| key.stored.created);
+        let mut ring = Self { dir, keys };
+        if ring.keys.iter().all(|key| key.stored.retired.is_some()) {
+            ring.add_key(now)?;
+        }
+        ring.publish()?;
+        Ok(ring)
+    }
+
+    /// The key that signs new tokens: the newest one not retired.
+    pub(crate) fn signing_key(&self) -> Option<(&str, &EncodingKey)> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|key| key.stored.retired.is_none())
+            .map(|key| (key.stored.kid.as_str(), &key.encoding))
+    }
+
+    /// Makes a new signing key and retires the current one; its public half stays published
+    /// until [`prune`](Self::prune) finds its last token expired. Returns the new key id.
+    pub fn rotate(&mut self, now: u64) -> Result<String, KeyError> {
+        for key in &mut self.keys {
+            if key.stored.retired.is_none() {
+                key.stored.retired = Some(now);
+                write_key(&self.dir, &key.stored)?;
+            }
+        }
+        let kid = self.add_key(now)?;
+        self.publish()?;
+        Ok(kid)
+    }
+
+    /// Removes the keys retired more than `max_token_lifetime` seconds ago: no token they signed
+    /// can still be valid. Returns the removed key ids.
+    pub fn prune(&mut self, now: u64, max_token_lifetime: u64) -> Result<Vec<String>, KeyError> {
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.keys).into_iter().partition(|key| {
+                key.stored.retired.is_some_and(|at| at.saturating_add(max_token_lifetime) < now)
+            });
+        self.keys = kept;
+        let mut removed = Vec::new();
+        for key in expired {
+            let path = key_path(&self.dir, &key.stored.kid);
+            std::fs::remove_file(&path)
+                .map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
+            removed.push(key.stored.kid);
+        }
+        self.publish()?;
+        Ok(removed)
+    }
+
+    /// The public keys as a JWK set (RFC 7517): `{"keys": [{"kty": "OKP", "crv": "Ed25519", …}]}`.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .map(|key| {
+                json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                    "kid": key.stored.kid,
+                    "x": URL_SAFE_NO_PAD.encode(&key.public),
+                })
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// Where the JWK set is published.
+    pub fn jwks_path(&self) -> PathBuf {
+        self.dir.join(JWKS_FILE)
+    }
+
+    fn add_key(&mut self, now: u64) -> Result<String, KeyError> {
+        let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
+        let pkcs8 = pair.to_pkcs8().map_err(|_| KeyError::Generate)?;
+        let kid = format!("k{now}-{}", super::random_hex(4).map_err(|_| KeyError::Generate)?);
+        let stored = StoredKey {
+            kid: kid.clone(),
+            created: now,
+            retired: None,
+            pkcs8: STANDARD.encode(pkcs8.as_ref()),
+        };
+        write_key(&self.dir, &stored)?;
+        let encoding = EncodingKey::from_ed_der(pkcs8.as_ref());
+        self.keys.push(SigningKey {
+            stored,
+            encoding,
+            public: pair.public_key().as_ref().to_vec(),
+        });
+        Ok(kid)
+    }
+
+    /// Writes `jwks.json` atomically (write to a temporary file, then rename).
+    fn publish(&self) -> Result<(), KeyError> {
+        let path = self.jwks_path();
+        let temporary = self.dir.join(format!("{JWKS_FILE}.tmp"));
+        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        std::fs::write(&temporary, self.jwks().to_string()).map_err(io)?;
+        std::fs::rename(&temporary, &path).map_err(io)
+    }
+}
+
+const KEY_SUFFIX: &str = ".key.json";
+const JWKS_FILE: &str = "jwks.json";
+
+fn key_path(dir: &Path, kid: &str) -> PathBuf {
+    dir.join(format!("{kid}{KEY_SUFFIX}"))
+}
+
+fn write_key(dir: &Path, stored: &StoredKey) -> Result<(), KeyError> {
+    let path = key_path(dir, &stored.kid);
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
+    let text = serde_json::to_string_pretty(stored).map_err(|error| io(error.into()))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let shown = path.display().to_string();
+    let metadata =
+        std::fs::metadata(path).map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: shown, mode });
+    }
+    let invalid = |message: String| KeyError::Invalid { path: shown.clone(), message };
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+    let stored: StoredKey =
+        serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+    let der = STANDARD.decode(&stored.pkcs8).map_err(|error| invalid(format!("pkcs8: {error}")))?;
+    let pair = Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|error| invalid(format!("not an Ed25519 PKCS#8 key: {error}")))?;
+    if key_path(path.parent().unwrap_or(Path::new(".")), &stored.kid) != path {
+        return Err(invalid(format!("the file name does not match its key id `{}`", stored.kid)));
+    }
+    Ok(SigningKey {
+        encoding: EncodingKey::from_ed_der(&der),
+        public: pair.public_key().as_ref().to_vec(),
+        stored,
+    })
+}

@@ -9,6 +9,7 @@ use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall
 use agent_core::tool::{Invocation, ToolError, ToolOutput};
 use agent_core::{EffectClass, Scope, Tool, ToolName, ToolSpec};
 use async_trait::async_trait;
+use guards::credentials::Verifier;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,10 +17,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Refunds up to this amount run without a human.
 const APPROVAL_THRESHOLD: f64 = 50.0;
 
-/// The orders of the demo, shared by the tools and the guards.
-#[derive(Clone, Default)]
+/// The tool server's name: the audience of the tokens it accepts.
+pub const AUDIENCE: &str = "support-desk";
+
+/// The orders of the demo, shared by the tools and the guards, and the tool server's verifier.
+#[derive(Clone)]
 pub struct Desk {
     orders: Arc<Mutex<HashMap<String, Order>>>,
+    server: Arc<Verifier>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,9 +36,9 @@ struct Order {
 }
 
 impl Desk {
-    /// Two customers, one order each.
-    pub fn demo() -> Self {
-        let desk = Self::default();
+    /// Two customers, one order each; `server` checks the tokens that calls carry.
+    pub fn demo(server: Arc<Verifier>) -> Self {
+        let desk = Self { orders: Arc::default(), server };
         {
             let mut orders = desk.lock();
             orders.insert(
@@ -77,6 +82,11 @@ impl Desk {
     }
 }
 
+/// Scopes from constant names.
+pub fn scopes(names: &[&str]) -> Vec<Scope> {
+    names.iter().map(|name| constant_scope(name)).collect()
+}
+
 // INVARIANT: every caller passes a constant name and scope that satisfy the patterns, and the
 // demo runs them all at start-up, so a typo fails on the first run, never later.
 #[expect(clippy::expect_used, reason = "constant names and scopes")]
@@ -88,8 +98,13 @@ fn spec(
     effect: EffectClass,
 ) -> ToolSpec {
     let name = ToolName::new(name).expect("constant tool name");
-    let scope = Scope::new(scope).expect("constant scope");
-    ToolSpec::new(name, description, schema, scope).effect(effect)
+    ToolSpec::new(name, description, schema, constant_scope(scope)).effect(effect)
+}
+
+// INVARIANT: callers pass constant scopes, all used on the demo's first run.
+#[expect(clippy::expect_used, reason = "constant scopes")]
+fn constant_scope(scope: &str) -> Scope {
+    Scope::new(scope).expect("constant scope")
 }
 
 struct OrderDetails {
@@ -167,7 +182,19 @@ impl Tool for IssueRefund {
         &self.spec
     }
 
-    async fn call(&self, input: Value, _invocation: &Invocation) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError> {
+        // Defence in depth: the tool server checks the per-call token itself, bound to this tool
+        // and these exact arguments, and spends it.
+        let token = invocation
+            .credential
+            .as_ref()
+            .ok_or_else(|| ToolError::Rejected("no credential".into()))?;
+        self.desk
+            .server
+            .verify_call(token.expose(), AUDIENCE, self.spec.name.as_str(), &input)
+            .map_err(|rejection| {
+                ToolError::Rejected(format!("refused by the tool server: {}", rejection.code()))
+            })?;
         let id = input["order_id"].as_str().unwrap_or_default();
         let amount = input["amount"].as_f64().unwrap_or_default();
         let mut orders = self.desk.lock();

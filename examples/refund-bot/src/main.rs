@@ -9,7 +9,9 @@
 //! It works through three tickets. The model here is scripted to do exactly what a prompt-injected
 //! Claude would ask for: the honest tickets get honest calls, the malicious one gets a refund of
 //! another customer's order, a $5,000 refund and an e-mail of the customer list. Every call goes
-//! through the real pipeline (menu, schema, guards, approval, durable audit), and the program
+//! through the real pipeline (menu, schema, a short-lived task token checked by the credential
+//! guard, the demo's guards, approval, durable audit), each refund carries a per-call token that
+//! the tool verifies itself, and the program
 //! prints each verdict, a summary, and the path of the hash-chained audit log, which it verifies.
 //! It exits 0 only if every attack was stopped and every honest ticket resolved.
 //!
@@ -22,14 +24,27 @@ use agent_core::agent::CallOutcome;
 use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::{AuditLog, Fsync, JsonlSink, verify_file};
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
-use agent_core::{Agent, Pipeline, ScriptedApprover, Task, TaskReport, ToolMenu};
+use agent_core::{Agent, AgentId, Pipeline, ScriptedApprover, Task, TaskId, TaskReport, ToolMenu};
 use desk::{Desk, OwnOrdersOnly, RefundLimits};
+use guards::credentials::{CallTokens, CredentialGuard, Issuer, KeyRing, TaskGrant};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+
+/// The agent's identity: the `sub` of its tokens and the principal of its calls.
+const AGENT: &str = "refund-bot";
+
+/// The issuer of the demo's task tokens.
+const ISSUER: &str = "warden-refund-bot";
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
 
 /// One ticket of the demo queue, with what the (compromised) model asks for while handling it.
 struct Ticket {
@@ -107,16 +122,25 @@ fn audit_path_from_args() -> Result<Option<PathBuf>, String> {
 }
 
 async fn run(audit_path: PathBuf) -> Result<bool, String> {
-    let desk = Desk::demo();
+    // Keys for the task tokens live beside the audit log, created on first run (mode 0600).
+    let key_dir = audit_path.parent().unwrap_or(Path::new(".")).join("keys");
+    let keys = KeyRing::open(&key_dir, now_seconds()).map_err(|e| e.to_string())?;
+    let issuer = Arc::new(Issuer::new(ISSUER, keys).map_err(|e| e.to_string())?);
+    // The tool server's own verifier: it checks every write's per-call token itself.
+    let server = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
+    let desk = Desk::demo(server);
     let sink = JsonlSink::open(&audit_path, Fsync::OnCommit).map_err(|e| e.to_string())?;
     let menu = ToolMenu::new(desk.menu_tools()).map_err(|e| e.to_string())?;
+    let verifier = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
     let pipeline = Pipeline::new(Arc::new(menu), AuditLog::new(Arc::new(sink)))
+        .with_guard(Arc::new(CredentialGuard::new(verifier, desk::AUDIENCE)))
         .with_guard(Arc::new(OwnOrdersOnly::new(desk.clone())))
         .with_guard(Arc::new(RefundLimits::new(desk.clone())))
         .with_approver(
             Arc::new(ScriptedApprover::new(ScriptedAnswer::Approve)),
             Duration::from_secs(30),
-        );
+        )
+        .with_call_credentials(Arc::new(CallTokens::new(Arc::clone(&issuer), desk::AUDIENCE)));
     let pipeline = Arc::new(pipeline);
 
     let mut all_good = true;
@@ -125,9 +149,21 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
         println!("━━ ticket {} from {} ━━", ticket.id, ticket.customer);
         println!("   \"{}\"", ticket.body);
         let model = Arc::new(ScriptedModel::new(ticket.turns));
-        let agent = Agent::builder("refund-bot".into(), model, Arc::clone(&pipeline))
+        let agent = Agent::builder(AGENT.into(), model, Arc::clone(&pipeline))
             .system_prompt("You are a support agent. Resolve the customer's ticket.")
             .build();
+        // Each ticket gets its own short-lived token: this agent, this task, this customer, the
+        // reads and the refund scope, nothing else.
+        let token = issuer
+            .mint_task(&TaskGrant {
+                agent: AgentId::new(AGENT),
+                task: TaskId::new(ticket.id),
+                audience: vec![desk::AUDIENCE.to_owned()],
+                scopes: desk::scopes(&["orders:read", "refunds:write"]),
+                on_behalf_of: Some(ticket.customer.to_owned()),
+                lifetime: None,
+            })
+            .map_err(|e| e.to_string())?;
         let report = agent
             .run(
                 Task::new(
@@ -135,7 +171,8 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
                     format!("Resolve ticket {} from customer {}.", ticket.id, ticket.customer),
                 )
                 .on_behalf_of(ticket.customer)
-                .untrusted_input("ticket", ticket.body),
+                .untrusted_input("ticket", ticket.body)
+                .credential(token),
             )
             .await;
         print_transcript(&report);

@@ -52,33 +52,60 @@ impl Revocations {
 /// The `jti`s of single-use tokens already accepted, kept until they expire.
 #[derive(Debug, Default)]
 pub struct ReplayCache {
-    seen: Mutex<HashMap<String, u64>>,
+    state: Mutex<Seen>,
 }
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Token id → the time after which it can no longer verify anyway.
+    until: HashMap<String, u64>,
+    /// Sweep out expired ids when the map reaches this size; doubling it after each sweep keeps
+    /// the cost per insert constant on average, however many tokens are live.
+    sweep_at: usize,
+}
+
+/// The smallest size at which the cache sweeps out expired ids.
+const MIN_SWEEP: usize = 1024;
 
 impl ReplayCache {
     /// Records `jti` (valid until `expires`); false if it was already there.
     pub(crate) fn first_use(&self, jti: &str, expires: u64, now: u64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        // Forget tokens that can no longer verify anyway, so the cache stays small.
-        if seen.len() > 1024 {
-            seen.retain(|_, until| *until >= now);
+        let mut seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.until.len() >= seen.sweep_at.max(MIN_SWEEP) {
+            seen.until.retain(|_, until| *until >= now);
+            seen.sweep_at = (seen.until.len() * 2).max(MIN_SWEEP);
         }
-        match seen.get(jti) {
-            Some(_) => false,
-            None => {
-                seen.insert(jti.to_owned(), expires);
-                true
-            }
+        if seen.until.contains_key(jti) {
+            return false;
         }
+        seen.until.insert(jti.to_owned(), expires);
+        true
     }
 
     /// How many token ids are remembered.
     pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).until.len()
     }
 
     /// Whether no token id is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_ids_are_swept_and_live_ones_kept() {
+        let cache = ReplayCache::default();
+        for n in 0..MIN_SWEEP {
+            assert!(cache.first_use(&format!("old-{n}"), 10, 0));
+        }
+        // The next insert comes when the old ones have expired: it sweeps them out.
+        assert!(cache.first_use("live", 1_000, 500));
+        assert_eq!(cache.len(), 1);
+        assert!(!cache.first_use("live", 1_000, 500), "a live id is still remembered");
     }
 }

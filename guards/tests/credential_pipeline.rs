@@ -154,6 +154,12 @@ async fn a_missing_scope_denies_the_call_before_it_runs() {
     let report = run(&desk, "refund-bot", ticket(&desk, &["orders:read"]), refund_calls()).await;
     assert_eq!(denial_codes(&report), ["scope_missing"]);
     assert!(desk.refunds.lock().unwrap().is_empty());
+    // Positive control: the same calls with the refund scope granted run.
+    let report =
+        run(&desk, "refund-bot", ticket(&desk, &["orders:read", "refunds:write"]), refund_calls())
+            .await;
+    assert!(denial_codes(&report).is_empty());
+    assert_eq!(desk.refunds.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -184,6 +190,10 @@ async fn a_token_of_another_task_agent_or_customer_is_refused() {
         ["no_credential", "no_credential"]
     );
     assert!(desk.lookup.lock().unwrap().is_empty() && desk.refunds.lock().unwrap().is_empty());
+    // Positive control: the right agent, task, customer and token.
+    let report = run(&desk, "refund-bot", ticket(&desk, scopes), refund_calls()).await;
+    assert!(denial_codes(&report).is_empty());
+    assert_eq!(desk.refunds.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

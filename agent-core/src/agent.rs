@@ -14,7 +14,7 @@
 use crate::approval::ApprovalGrant;
 use crate::audit::{AuditEvent, Commit, Stage, Verdict};
 use crate::credential::{Credential, Delegator};
-use crate::guard::{CallContext, Reason, UntrustedContent};
+use crate::guard::{CallContext, Reason, SourcedText};
 use crate::ids::{AgentId, CallId, TaskId};
 use crate::menu::MenuError;
 use crate::model::{ContentBlock, Message, Model, ModelRequest, Role, StopReason};
@@ -70,7 +70,7 @@ pub struct Task {
     /// What the operator asks the agent to do: trusted.
     pub instructions: String,
     /// The content to work on, from outside the trust boundary (a ticket body, an e-mail).
-    pub untrusted_input: Option<UntrustedContent>,
+    pub untrusted_input: Option<SourcedText>,
     /// The task's credential (short-lived, scoped to this task), checked at every call.
     pub credential: Option<Credential>,
 }
@@ -97,7 +97,7 @@ impl Task {
     /// The untrusted content to work on, and where it came from (`ticket`, `email`, …).
     #[must_use]
     pub fn untrusted_input(mut self, source: impl Into<String>, text: impl Into<String>) -> Self {
-        self.untrusted_input = Some(UntrustedContent { source: source.into(), text: text.into() });
+        self.untrusted_input = Some(SourcedText { source: source.into(), text: text.into() });
         self
     }
 
@@ -398,6 +398,7 @@ impl<'a> TaskRun<'a> {
             transcript: Vec::new(),
         };
         let mut text = task.instructions.clone();
+        ctx.trusted.push(SourcedText { source: "instructions".into(), text: text.clone() });
         report.transcript.push(TranscriptEntry {
             role: Role::User,
             provenance: Provenance::Operator,
@@ -521,7 +522,7 @@ impl<'a> TaskRun<'a> {
                         Ok(output) if untrusted => {
                             let source = format!("tool:{name}");
                             let labelled = label_untrusted(&source, &output.content);
-                            self.ctx.untrusted.push(UntrustedContent {
+                            self.ctx.untrusted.push(SourcedText {
                                 source: source.clone(),
                                 text: output.content.clone(),
                             });
@@ -530,6 +531,10 @@ impl<'a> TaskRun<'a> {
                         }
                         Ok(output) => {
                             let content = output.content.clone();
+                            self.ctx.trusted.push(SourcedText {
+                                source: format!("tool:{name}"),
+                                text: output.content.clone(),
+                            });
                             let outcome = CallOutcome::Succeeded { output: output.content };
                             (outcome, content, false, Provenance::Tool { name })
                         }

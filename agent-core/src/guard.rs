@@ -38,6 +38,18 @@ pub trait Guard: Send + Sync {
 
     /// Decides on one call. Must not block for long: it runs on the call path.
     fn check(&self, call: &ProposedCall<'_>, ctx: &CallContext) -> Decision;
+
+    /// Decides, and says why in a form the audit log keeps (the policies that determined the
+    /// verdict, the context they saw). The pipeline calls this; the default has no detail.
+    fn check_explained(&self, call: &ProposedCall<'_>, ctx: &CallContext) -> (Decision, Value) {
+        (self.check(call, ctx), Value::Null)
+    }
+
+    /// Called when a call this guard let through (`Allow` or `NeedsApproval`) was then refused
+    /// by a later stage, so a guard that reserved something for it (a budget) can give it back.
+    /// The one exception to "guards do not mutate": a reservation must be undone when the call
+    /// it was made for will never run. The default does nothing.
+    fn release(&self, _call: &ProposedCall<'_>, _ctx: &CallContext) {}
 }
 
 /// A guard's verdict on one call.
@@ -118,7 +130,10 @@ pub struct CallContext {
     /// The customer or user the task serves, when there is one.
     pub on_behalf_of: Option<String>,
     /// The untrusted content that has entered the conversation so far, with where it came from.
-    pub untrusted: Vec<UntrustedContent>,
+    pub untrusted: Vec<SourcedText>,
+    /// The trusted content so far (the operator's instructions, trusted tools' output): what
+    /// provenance checks compare arguments against.
+    pub trusted: Vec<SourcedText>,
     /// How many tool calls the task has made before this one (authorized or not).
     pub calls_made: u32,
     /// The task's credential, for the credential guard to verify. Never logged.
@@ -134,6 +149,7 @@ impl CallContext {
             task,
             on_behalf_of: None,
             untrusted: Vec::new(),
+            trusted: Vec::new(),
             calls_made: 0,
             credential: None,
         }
@@ -145,10 +161,10 @@ impl CallContext {
     }
 }
 
-/// A piece of content from outside the trust boundary and where it came from.
+/// A piece of content and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UntrustedContent {
-    /// Where it came from: `task_input`, or `tool:<name>` for a tool's output.
+pub struct SourcedText {
+    /// Where it came from: `ticket`, `instructions`, or `tool:<name>` for a tool's output.
     pub source: String,
     /// The content.
     pub text: String,

@@ -233,18 +233,23 @@ impl Pipeline {
             stated_reason: &request.stated_reason,
         };
         let mut needs: Vec<ApprovalNeed> = Vec::new();
+        // Guards that let the call through, to be told if a later stage refuses it.
+        let mut passed = Passed { guards: Vec::new(), call: &proposed, ctx };
         for guard in &self.guards {
             let name = Some(guard.name());
-            match check_without_panicking(guard.as_ref(), &proposed, ctx) {
+            let (decision, detail) = check_without_panicking(guard.as_ref(), &proposed, ctx);
+            match decision {
                 Decision::Allow => {
-                    record.verdict(Stage::Guard, name, Verdict::Allow, vec![]).await?
+                    record.guard_verdict(name, Verdict::Allow, vec![], detail).await?;
+                    passed.guards.push(guard.as_ref());
                 }
                 Decision::Deny(reason) => {
-                    return Err(record.deny(Stage::Guard, name, reason).await);
+                    return Err(record.deny_with(Stage::Guard, name, reason, detail).await);
                 }
                 Decision::NeedsApproval(need) => {
+                    passed.guards.push(guard.as_ref());
                     let reasons = vec![need.reason.clone()];
-                    record.verdict(Stage::Guard, name, Verdict::NeedsApproval, reasons).await?;
+                    record.guard_verdict(name, Verdict::NeedsApproval, reasons, detail).await?;
                     needs.push(need);
                 }
             }
@@ -283,6 +288,7 @@ impl Pipeline {
                 return Err(record.denied(Stage::Intent, None, reason));
             }
         };
+        passed.settled();
         let mut outcome_event = record.event(Stage::Outcome, None, Verdict::Succeeded, Vec::new());
         outcome_event.args = None;
         Ok(Authorized {
@@ -387,14 +393,39 @@ fn check_without_panicking(
     guard: &dyn Guard,
     call: &ProposedCall<'_>,
     ctx: &CallContext,
-) -> Decision {
-    catch_unwind(AssertUnwindSafe(|| guard.check(call, ctx))).unwrap_or_else(|panic| {
+) -> (Decision, Value) {
+    catch_unwind(AssertUnwindSafe(|| guard.check_explained(call, ctx))).unwrap_or_else(|panic| {
         let message = describe(panic.as_ref());
-        Decision::Deny(Reason::new(
-            "guard_failed",
-            format!("guard `{}` panicked: {message}", guard.name()),
-        ))
+        let reason =
+            Reason::new("guard_failed", format!("guard `{}` panicked: {message}", guard.name()));
+        (Decision::Deny(reason), Value::Null)
     })
+}
+
+/// The guards that let a call through. If the call is refused by a later stage (a later guard,
+/// the approver, the call credential, the intent record), each is told on drop, so reservations
+/// are undone on every path out of `authorize`, early returns included.
+struct Passed<'a, 'c> {
+    guards: Vec<&'a dyn Guard>,
+    call: &'a ProposedCall<'c>,
+    ctx: &'a CallContext,
+}
+
+impl Passed<'_, '_> {
+    /// The call is going ahead: nothing to undo.
+    fn settled(mut self) {
+        self.guards.clear();
+    }
+}
+
+impl Drop for Passed<'_, '_> {
+    fn drop(&mut self) {
+        for guard in self.guards.drain(..) {
+            // A panic in a release must not unwind through the pipeline; the reservation it
+            // failed to undo stays spent, which errs on the side of refusing later calls.
+            let _ = catch_unwind(AssertUnwindSafe(|| guard.release(self.call, self.ctx)));
+        }
+    }
 }
 
 /// Writes the events of one call, all sharing who, what and which arguments.
@@ -441,6 +472,19 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Records a guard's passing verdict with its explanation.
+    async fn guard_verdict(
+        &self,
+        guard: Option<&str>,
+        verdict: Verdict,
+        reasons: Vec<Reason>,
+        detail: Value,
+    ) -> Result<(), Denied> {
+        let mut event = self.event(Stage::Guard, guard, verdict, reasons);
+        event.detail = detail;
+        self.commit(event).await
+    }
+
     /// Records a passing verdict; if it cannot be recorded, the call is refused.
     async fn verdict(
         &self,
@@ -466,7 +510,19 @@ impl<'a> Recorder<'a> {
 
     /// Records a denial (best effort: the call is refused whether or not the record is made).
     async fn deny(&self, stage: Stage, guard: Option<&str>, reason: Reason) -> Denied {
-        let event = self.event(stage, guard, Verdict::Deny, vec![reason.clone()]);
+        self.deny_with(stage, guard, reason, Value::Null).await
+    }
+
+    /// Records a denial with the deciding stage's explanation.
+    async fn deny_with(
+        &self,
+        stage: Stage,
+        guard: Option<&str>,
+        reason: Reason,
+        detail: Value,
+    ) -> Denied {
+        let mut event = self.event(stage, guard, Verdict::Deny, vec![reason.clone()]);
+        event.detail = detail;
         if let Err(error) = self.audit.record(event, Commit::Buffered).await {
             tracing::error!(target: "audit", %error, "a denial could not be recorded");
         }

@@ -39,6 +39,18 @@ pub struct ToolSpec {
     /// Whether the tool's output is untrusted content (it was written by someone outside the
     /// trust boundary), which taints the task that reads it.
     pub untrusted_output: bool,
+    /// What the call touches, for policy: the entity named by one of its arguments.
+    pub resource: Option<ResourceRef>,
+}
+
+/// The entity a tool call touches: the value of `argument` is the id of an entity of
+/// `entity_type` (`order_id` → `Order`). Policy resolves it to the entity's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRef {
+    /// The entity type, such as `Order` or `User`.
+    pub entity_type: String,
+    /// The argument holding its id, such as `order_id`.
+    pub argument: String,
 }
 
 impl ToolSpec {
@@ -56,7 +68,16 @@ impl ToolSpec {
             required_scope,
             effect: EffectClass::Read,
             untrusted_output: false,
+            resource: None,
         }
+    }
+
+    /// Declares the entity the call touches: the `argument` holds the id of an `entity_type`.
+    #[must_use]
+    pub fn touches(mut self, entity_type: impl Into<String>, argument: impl Into<String>) -> Self {
+        self.resource =
+            Some(ResourceRef { entity_type: entity_type.into(), argument: argument.into() });
+        self
     }
 
     /// Sets the effect class.

@@ -489,3 +489,86 @@ async fn menus_refuse_broken_schemas_duplicates_and_wider_subsets() {
     );
     assert!(ToolName::new("has space").is_err() && ToolName::new("x".repeat(65)).is_err());
 }
+
+/// A guard that reserves one unit per call it lets through and gives it back on release.
+#[derive(Default)]
+struct Reserving {
+    reserved: std::sync::atomic::AtomicI64,
+}
+
+impl agent_core::Guard for Reserving {
+    fn name(&self) -> &str {
+        "budget"
+    }
+    fn check(
+        &self,
+        _call: &agent_core::ProposedCall<'_>,
+        _ctx: &agent_core::CallContext,
+    ) -> agent_core::Decision {
+        self.reserved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        agent_core::Decision::Allow
+    }
+    fn check_explained(
+        &self,
+        call: &agent_core::ProposedCall<'_>,
+        ctx: &agent_core::CallContext,
+    ) -> (agent_core::Decision, serde_json::Value) {
+        (
+            self.check(call, ctx),
+            json!({"reserved_after": self.reserved.load(std::sync::atomic::Ordering::SeqCst)}),
+        )
+    }
+    fn release(&self, _call: &agent_core::ProposedCall<'_>, _ctx: &agent_core::CallContext) {
+        self.reserved.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_is_released_when_a_later_stage_refuses_and_kept_when_the_call_runs() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (timeline, sink, log) = timeline_log();
+    let tool = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline);
+    let budget = Arc::new(Reserving::default());
+    let pipeline = Pipeline::new(menu_of(vec![Arc::new(tool)]), log)
+        .with_guard(budget.clone())
+        .with_guard(Arc::new(
+            ScriptedGuard::new("policy").on("later-deny", Verdict::Deny).on("ask", Verdict::Ask),
+        ))
+        .with_approver(
+            Arc::new(ScriptedApprover::new(ScriptedAnswer::Deny)),
+            Duration::from_secs(5),
+        );
+    let input = json!({"order_id": "#W1"});
+
+    // A later guard refuses: the reservation is given back.
+    assert!(
+        pipeline
+            .authorize(&request("later-deny", "issue_refund", input.clone()), &context())
+            .await
+            .is_err()
+    );
+    assert_eq!(budget.reserved.load(SeqCst), 0);
+    // The human says no: given back.
+    assert!(
+        pipeline
+            .authorize(&request("ask", "issue_refund", input.clone()), &context())
+            .await
+            .is_err()
+    );
+    assert_eq!(budget.reserved.load(SeqCst), 0);
+    // The call goes ahead: kept.
+    let authorized =
+        pipeline.authorize(&request("ok", "issue_refund", input), &context()).await.unwrap();
+    pipeline.menu().invoke(authorized).await.unwrap();
+    assert_eq!(budget.reserved.load(SeqCst), 1);
+    // The guard's explanation is in its audit event.
+    let explained = sink
+        .inner
+        .events()
+        .iter()
+        .rev()
+        .find(|e| e.event.guard.as_deref() == Some("budget"))
+        .unwrap()
+        .clone();
+    assert_eq!(explained.event.detail, json!({"reserved_after": 1}));
+}

@@ -41,6 +41,9 @@ pub struct ToolSpec {
     pub untrusted_output: bool,
     /// What the call touches, for policy: the entity named by one of its arguments.
     pub resource: Option<ResourceRef>,
+    /// The argument holding the amount of money the call moves (in currency units), if it
+    /// moves any: what budgets count and policies cap.
+    pub money_argument: Option<String>,
 }
 
 /// The entity a tool call touches: the value of `argument` is the id of an entity of
@@ -69,7 +72,16 @@ impl ToolSpec {
             effect: EffectClass::Read,
             untrusted_output: false,
             resource: None,
+            money_argument: None,
         }
+    }
+
+    /// Declares that the call moves the amount of money held in `argument` (a number, in
+    /// currency units).
+    #[must_use]
+    pub fn moves_money(mut self, argument: impl Into<String>) -> Self {
+        self.money_argument = Some(argument.into());
+        self
     }
 
     /// Declares the entity the call touches: the `argument` holds the id of an `entity_type`.

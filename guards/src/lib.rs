@@ -2,10 +2,16 @@
 //!
 //! - [`credentials`]: short-lived EdDSA tokens per task, per-call tokens bound to the arguments,
 //!   attenuation for subagents, revocation, and the [`credentials::CredentialGuard`].
+//! - [`policy`]: Cedar policies per call, with `@approval` for "allowed with a human's yes",
+//!   validated at start-up, budgets spent atomically with the decision, shadow mode and explain.
+//! - [`budget`]: the budget store (SQLite) behind the policy guard's hard caps.
+//! - [`provenance`]: which arguments came only from untrusted content.
 //!
 //! Each stage is an implementation of one of `agent-core`'s roles ([`agent_core::Guard`],
 //! [`agent_core::CallCredentials`], [`agent_core::Delegator`], [`agent_core::Approver`]); none
-//! changes the pipeline itself. Cedar policy, approval channels, budgets and provenance arrive with
-//! their own issues.
+//! changes the pipeline itself.
 
+pub mod budget;
 pub mod credentials;
+pub mod policy;
+pub mod provenance;

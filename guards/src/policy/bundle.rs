@@ -75,6 +75,9 @@ struct Annotations {
     reason: String,
     /// `@approval`, if the permit needs a human.
     approval: Option<String>,
+    /// Its place in the bundle (files in order, policies in file order): determining policies
+    /// are listed, and the first forbid chosen as the reason code, in this order.
+    order: usize,
 }
 
 /// Why a bundle could not be loaded. Each names the file (and the line where there is one).
@@ -338,6 +341,7 @@ impl PolicyBundle {
                         reason: policy.annotation("reason").unwrap_or(&label).to_owned(),
                         approval: policy.annotation("approval").map(str::to_owned),
                         label: label.clone(),
+                        order: annotations.len(),
                     },
                 );
                 origin.insert(id.clone(), (file_index, line));
@@ -445,6 +449,16 @@ impl PolicyBundle {
 
     pub(crate) fn base_entities(&self) -> &[Entity] {
         &self.base_entities
+    }
+
+    /// Policy ids in bundle order.
+    pub(crate) fn in_order<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a PolicyId>,
+    ) -> Vec<&'a PolicyId> {
+        let mut ids: Vec<&PolicyId> = ids.collect();
+        ids.sort_by_key(|id| self.annotations.get(*id).map_or(usize::MAX, |a| a.order));
+        ids
     }
 
     pub(crate) fn label(&self, id: &PolicyId) -> String {

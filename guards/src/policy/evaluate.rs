@@ -140,8 +140,8 @@ impl PolicyBundle {
         .map_err(|error| error.to_string())?;
 
         let response = Authorizer::new().is_authorized(&request, self.policies(), &entities);
-        let policies: Vec<String> =
-            response.diagnostics().reason().map(|id| self.label(id)).collect();
+        let determining = self.in_order(response.diagnostics().reason());
+        let policies: Vec<String> = determining.iter().map(|id| self.label(id)).collect();
         let errors: Vec<String> =
             response.diagnostics().errors().map(ToString::to_string).collect();
         let outcome = if !errors.is_empty() {
@@ -150,7 +150,7 @@ impl PolicyBundle {
             match response.decision() {
                 CedarDecision::Allow => {
                     let approvals: Vec<Option<String>> =
-                        response.diagnostics().reason().map(|id| self.approval(id)).collect();
+                        determining.iter().map(|id| self.approval(id)).collect();
                     if approvals.iter().all(Option::is_some) && !approvals.is_empty() {
                         Outcome::NeedsApproval {
                             reasons: approvals.into_iter().flatten().collect(),
@@ -162,9 +162,8 @@ impl PolicyBundle {
                 CedarDecision::Deny => match policies.first() {
                     Some(first) => Outcome::Deny {
                         code: first.clone(),
-                        reason: response
-                            .diagnostics()
-                            .reason()
+                        reason: determining
+                            .iter()
                             .map(|id| self.reason(id))
                             .collect::<Vec<_>>()
                             .join("; "),

@@ -386,3 +386,27 @@ fn grants_must_name_a_scope_and_an_audience() {
     grant.audience.clear();
     assert!(matches!(fx.issuer.mint_task(&grant), Err(IssueError::Empty)));
 }
+
+#[test]
+fn a_token_verified_once_still_expires_and_can_still_be_revoked() {
+    let fx = Fixture::new();
+    let revocations = Arc::new(Revocations::new());
+    let verifier =
+        fx.issuer.verifier().unwrap().with_leeway(0).with_revocations(Arc::clone(&revocations));
+    let mut grant = fx.grant(&["orders:read"]);
+    grant.lifetime = Some(Duration::from_secs(1));
+    let short = fx.issuer.mint_task(&grant).unwrap();
+    // Verified (and remembered), then verified again from memory.
+    assert_eq!(code(verifier.verify(short.expose(), AUDIENCE)), "accepted");
+    assert_eq!(code(verifier.verify(short.expose(), AUDIENCE)), "accepted");
+    // The remembered verification does not outlive the token.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(code(verifier.verify(short.expose(), AUDIENCE)), "expired");
+
+    let long = fx.issuer.mint_task(&fx.grant(&["orders:read"])).unwrap();
+    assert_eq!(code(verifier.verify(long.expose(), AUDIENCE)), "accepted");
+    revocations.revoke_task("T-1001");
+    assert_eq!(code(verifier.verify(long.expose(), AUDIENCE)), "revoked");
+    // Nor does it carry over to another audience.
+    assert_eq!(code(verifier.verify(long.expose(), "mail-server")), "wrong_audience");
+}

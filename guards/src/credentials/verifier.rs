@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// Checks Warden tokens against a JWK set.
 pub struct Verifier {
@@ -27,7 +27,11 @@ pub struct Verifier {
     leeway: u64,
     revocations: Arc<Revocations>,
     replay: ReplayCache,
+    verified: Mutex<HashMap<(String, String), Claims>>,
 }
+
+/// How many verified task tokens are remembered before the memory starts afresh.
+const VERIFIED_TOKENS: usize = 4096;
 
 /// A refused token: what is wrong, and the `jti` it claims (for the audit log; the token itself
 /// is never recorded).
@@ -197,6 +201,7 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY_SECONDS,
             revocations: Arc::default(),
             replay: ReplayCache::default(),
+            verified: Mutex::default(),
         })
     }
 
@@ -228,6 +233,8 @@ impl Verifier {
     pub fn replace_keys(&self, jwks: &Value) -> Result<(), JwksError> {
         let keys = decoding_keys(jwks)?;
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        // A token verified with a key that is gone must fail from now on.
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).clear();
         Ok(())
     }
 
@@ -277,6 +284,44 @@ impl Verifier {
     }
 
     fn check(&self, token: &str, audience: Option<&str>) -> Result<Claims, Rejection> {
+        if let Some(audience) = audience {
+            let cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(claims) = cache.get(&(audience.to_owned(), token.to_owned())) {
+                let claims = claims.clone();
+                drop(cache);
+                return self.recheck(claims);
+            }
+        }
+        let claims = self.check_signed(token, audience)?;
+        if let Some(audience) = audience.filter(|_| !claims.is_call_token()) {
+            let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= VERIFIED_TOKENS {
+                cache.clear();
+            }
+            cache.insert((audience.to_owned(), token.to_owned()), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// The checks that depend on time and revocation, for a token whose signature, issuer and
+    /// audience were verified before: the signature check (most of the cost) is not repeated.
+    fn recheck(&self, claims: Claims) -> Result<Claims, Rejection> {
+        let reject = |error| Err(Rejection { error, jti: Some(claims.jti.clone()) });
+        let now = now_seconds();
+        if now > claims.exp.saturating_add(self.leeway) {
+            return reject(CredentialError::Expired);
+        }
+        if claims.nbf > now.saturating_add(self.leeway) {
+            return reject(CredentialError::NotYetValid);
+        }
+        if let Some(why) = self.revocations.revoked(&claims.jti, &claims.task) {
+            return reject(CredentialError::Revoked(why));
+        }
+        Ok(claims)
+    }
+
+    /// Every check, the signature included.
+    fn check_signed(&self, token: &str, audience: Option<&str>) -> Result<Claims, Rejection> {
         let claimed_jti = unverified_jti(token);
         let reject = |error| Rejection { error, jti: claimed_jti.clone() };
         let header = unverified_header(token)

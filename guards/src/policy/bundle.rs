@@ -34,7 +34,8 @@ use super::entities::{StaticEntities, uid};
 use super::evaluate::{CallFacts, Outcome};
 use crate::budget::Usage;
 use cedar_policy::{
-    Entity, PolicyId, PolicySet, RestrictedExpression, Schema, ValidationMode, Validator,
+    ActionConstraint, Entity, PolicyId, PolicySet, RestrictedExpression, Schema, ValidationMode,
+    Validator,
 };
 use miette::Diagnostic;
 use serde::Deserialize;
@@ -47,8 +48,15 @@ use std::str::FromStr;
 pub struct PolicyBundle {
     path: PathBuf,
     schema: Schema,
-    policies: PolicySet,
-    base_entities: Vec<Entity>,
+    /// Per action: only the policies whose action scope can match it. Cedar would find the
+    /// others "not applicable" one by one; slicing them away at load keeps a decision to the
+    /// handful of rules about that tool (and the answer is the same).
+    sliced: HashMap<String, PolicySet>,
+    /// Per action: its entity and its groups' entities (what `action in Action::"write"`
+    /// needs), so a request carries a handful of entities instead of the whole hierarchy.
+    action_entities: HashMap<String, Vec<Entity>>,
+    /// Per agent: its entity, with `role` and `team`.
+    agent_entities: HashMap<String, Entity>,
     annotations: HashMap<PolicyId, Annotations>,
     mode: Mode,
     tests: Vec<TestCase>,
@@ -365,14 +373,21 @@ impl PolicyBundle {
             });
         }
 
-        let mut base_entities: Vec<Entity> = schema
-            .action_entities()
-            .map_err(|error| PolicyError::Entities {
-                path: schema_path.to_owned(),
-                message: error.to_string(),
-            })?
-            .into_iter()
-            .collect();
+        let actions = schema.action_entities().map_err(|error| PolicyError::Entities {
+            path: schema_path.to_owned(),
+            message: error.to_string(),
+        })?;
+        let mut action_entities = HashMap::new();
+        for action in actions.iter() {
+            let mut with_groups = vec![action.clone()];
+            for group in actions.ancestors(&action.uid()).into_iter().flatten() {
+                with_groups.extend(actions.get(group).cloned());
+            }
+            action_entities.insert(action.uid().id().unescaped().to_owned(), with_groups);
+        }
+        let sliced = slice_by_action(&policies, &action_entities)
+            .map_err(|message| PolicyError::Entities { path: bundle_path.to_owned(), message })?;
+        let mut agent_entities = HashMap::new();
         for (name, attributes) in agents {
             let entity = Entity::new(
                 uid("Agent", name).map_err(|message| PolicyError::Entities {
@@ -389,13 +404,14 @@ impl PolicyBundle {
                 path: bundle_path.to_owned(),
                 message: error.to_string(),
             })?;
-            base_entities.push(entity);
+            agent_entities.insert(name.clone(), entity);
         }
         Ok(Self {
             path: PathBuf::from(bundle_path),
             schema,
-            policies,
-            base_entities,
+            sliced,
+            action_entities,
+            agent_entities,
             annotations,
             mode,
             tests: Vec::new(),
@@ -439,16 +455,23 @@ impl PolicyBundle {
 
     /// Whether the schema declares an action for `tool`.
     pub fn has_action(&self, tool: &str) -> bool {
-        uid("Action", tool)
-            .is_ok_and(|action| self.base_entities.iter().any(|entity| entity.uid() == action))
+        self.action_entities.contains_key(tool)
     }
 
-    pub(crate) fn policies(&self) -> &PolicySet {
-        &self.policies
+    /// The policies that can apply to `action`; `None` for an action the schema does not know.
+    pub(crate) fn policies_for(&self, action: &str) -> Option<&PolicySet> {
+        self.sliced.get(action)
     }
 
-    pub(crate) fn base_entities(&self) -> &[Entity] {
-        &self.base_entities
+    /// The entities every request for `action` by `agent` needs: the action with its groups,
+    /// and the agent.
+    pub(crate) fn request_entities(
+        &self,
+        action: &str,
+        agent: &str,
+    ) -> impl Iterator<Item = &Entity> {
+        let action = self.action_entities.get(action).into_iter().flatten();
+        action.chain(self.agent_entities.get(agent))
     }
 
     /// Policy ids in bundle order.
@@ -541,6 +564,34 @@ impl std::fmt::Debug for PolicyBundle {
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
+}
+
+/// For each action, the policies whose action scope can match it: unconstrained, naming it, or
+/// naming a group it belongs to.
+fn slice_by_action(
+    policies: &PolicySet,
+    action_entities: &HashMap<String, Vec<Entity>>,
+) -> Result<HashMap<String, PolicySet>, String> {
+    let mut sliced = HashMap::new();
+    for (action, with_groups) in action_entities {
+        let mut set = PolicySet::new();
+        let matches =
+            |uid: &cedar_policy::EntityUid| with_groups.iter().any(|entity| entity.uid() == *uid);
+        for policy in policies.policies() {
+            let applies = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(uid) => {
+                    with_groups.first().is_some_and(|own| own.uid() == uid)
+                }
+                ActionConstraint::In(uids) => uids.iter().any(matches),
+            };
+            if applies {
+                set.add(policy.clone()).map_err(|error| error.to_string())?;
+            }
+        }
+        sliced.insert(action.clone(), set);
+    }
+    Ok(sliced)
 }
 
 fn read(path: &Path) -> Result<String, PolicyError> {

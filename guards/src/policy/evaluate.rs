@@ -134,12 +134,15 @@ impl PolicyBundle {
                 .push(cedar_policy::Entity::new_no_attrs(uid(UNSCOPED, "-")?, Default::default()));
         }
         let entities = Entities::from_entities(
-            self.base_entities().iter().cloned().chain(call_entities),
+            self.request_entities(facts.action, facts.agent).cloned().chain(call_entities),
             None,
         )
         .map_err(|error| error.to_string())?;
 
-        let response = Authorizer::new().is_authorized(&request, self.policies(), &entities);
+        let policies = self
+            .policies_for(facts.action)
+            .ok_or_else(|| format!("the schema declares no action `{}`", facts.action))?;
+        let response = Authorizer::new().is_authorized(&request, policies, &entities);
         let determining = self.in_order(response.diagnostics().reason());
         let policies: Vec<String> = determining.iter().map(|id| self.label(id)).collect();
         let errors: Vec<String> =

@@ -1,0 +1,171 @@
+//! Decision time of the policy guard alone, and of the whole pipeline in front of a refund:
+//! menu, schema, credential, policy (with provenance), budget (SQLite, in the decision's
+//! transaction), and the JSONL audit sink without fsync. Median and p99 per call.
+//!
+//! Run: `cargo bench -p guards --bench policy` (figures in docs/performance.md).
+
+// A bench binary: its output is for people, and it has no API to document.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use agent_core::audit::{AuditLog, Fsync, JsonlSink};
+use agent_core::guard::{CallContext, Guard, ProposedCall, SourcedText};
+use agent_core::pipeline::CallRequest;
+use agent_core::tool::{Invocation, ToolError, ToolOutput};
+use agent_core::{
+    AgentId, CallId, EffectClass, Pipeline, Scope, TaskId, Tool, ToolMenu, ToolName, ToolSpec,
+};
+use async_trait::async_trait;
+use guards::budget::{BudgetStore, Limits};
+use guards::credentials::{CredentialGuard, Issuer, KeyRing, TaskGrant};
+use guards::policy::{PolicyBundle, PolicyGuard, StaticEntities};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WARMUP: usize = 1_000;
+const MEASURED: usize = 8_000;
+
+struct Noop(ToolSpec);
+
+#[async_trait]
+impl Tool for Noop {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    async fn call(&self, _input: Value, _invocation: &Invocation) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput::text("refunded"))
+    }
+}
+
+fn refund_spec() -> ToolSpec {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "order_id": {"type": "string", "pattern": "^#W[0-9]+$"},
+            "amount": {"type": "number", "minimum": 0},
+            "reason": {"type": "string", "maxLength": 500}
+        },
+        "required": ["order_id", "amount", "reason"],
+        "additionalProperties": false
+    });
+    ToolSpec::new(
+        ToolName::new("issue_refund").unwrap(),
+        "Refunds part of an order",
+        schema,
+        Scope::new("refunds:write").unwrap(),
+    )
+    .effect(EffectClass::Irreversible)
+    .touches("Order", "order_id")
+    .moves_money("amount")
+}
+
+fn context(task: &str) -> CallContext {
+    let mut ctx = CallContext::new(AgentId::new("refund-bot"), TaskId::new(task));
+    ctx.on_behalf_of = Some("noah_brown_6181".into());
+    ctx.untrusted.push(SourcedText {
+        source: "ticket".into(),
+        text: "Hello, my mug from order #W1001 arrived chipped and the handle came off when I \
+               unpacked it. I would like a refund for the mug please. I have been a customer for \
+               years and this is the first time something like this happened. Thanks, Noah"
+            .repeat(2),
+    });
+    ctx.trusted.push(SourcedText {
+        source: "tool:get_order_details".into(),
+        text: r##"{"order_id":"#W1001","user_id":"noah_brown_6181","status":"delivered","items":[{"name":"mug","price":0.01}],"payment_history":[{"transaction_type":"payment","amount":120.0,"payment_method_id":"credit_card_1111"}]}"##.into(),
+    });
+    ctx
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name:<48} median {:>8.1} µs   p99 {:>8.1} µs   ({} calls)",
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        samples.len()
+    );
+}
+
+fn main() {
+    let policy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/refund-bot/policy");
+    let bundle = Arc::new(PolicyBundle::load(policy_dir.join("policy.toml")).unwrap());
+    let entities = Arc::new(StaticEntities::from_file(&policy_dir.join("fixtures.json")).unwrap());
+    let spec = refund_spec();
+    let args = json!({"order_id": "#W1001", "amount": 0.01, "reason": "chipped mug"});
+    let digest = agent_core::canonical::digest(&args);
+
+    // The policy guard alone: resolution, provenance, Cedar; no budget.
+    let guard = PolicyGuard::new(Arc::clone(&bundle), entities.clone());
+    let ctx = context("T-bench-policy");
+    let mut samples = Vec::with_capacity(MEASURED);
+    for n in 0..WARMUP + MEASURED {
+        let id = CallId::new(format!("c{n}"));
+        let call = ProposedCall {
+            id: &id,
+            spec: &spec,
+            input: &args,
+            args_digest: &digest,
+            stated_reason: "",
+        };
+        let start = Instant::now();
+        let decision = guard.check_explained(&call, &ctx);
+        let elapsed = start.elapsed();
+        assert!(matches!(decision.0, agent_core::Decision::Allow), "{:?}", decision.0);
+        if n >= WARMUP {
+            samples.push(elapsed);
+        }
+    }
+    report("policy guard alone (issue_refund, allowed)", samples);
+
+    // The whole pipeline.
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let issuer =
+        Issuer::new("warden", KeyRing::open(dir.path().join("keys"), now).unwrap()).unwrap();
+    let store = Arc::new(BudgetStore::open(&dir.path().join("budget.sqlite")).unwrap());
+    let menu = ToolMenu::new([Arc::new(Noop(spec.clone())) as Arc<dyn Tool>]).unwrap();
+    let sink = JsonlSink::open(dir.path().join("audit.jsonl"), Fsync::Never).unwrap();
+    let pipeline = Pipeline::new(Arc::new(menu), AuditLog::new(Arc::new(sink)))
+        .with_guard(Arc::new(CredentialGuard::new(
+            Arc::new(issuer.verifier().unwrap()),
+            "support-desk",
+        )))
+        .with_guard(Arc::new(
+            PolicyGuard::new(bundle, entities).with_budget(store, Limits::default()),
+        ));
+    let mut ctx = context("T-bench-pipeline");
+    ctx.credential = Some(
+        issuer
+            .mint_task(&TaskGrant {
+                agent: AgentId::new("refund-bot"),
+                task: TaskId::new("T-bench-pipeline"),
+                audience: vec!["support-desk".into()],
+                scopes: vec![Scope::new("refunds:write").unwrap()],
+                on_behalf_of: Some("noah_brown_6181".into()),
+                lifetime: Some(Duration::from_secs(3600)),
+            })
+            .unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut samples = Vec::with_capacity(MEASURED);
+    runtime.block_on(async {
+        for n in 0..WARMUP + MEASURED {
+            let request = CallRequest {
+                id: CallId::new(format!("c{n}")),
+                tool: "issue_refund".into(),
+                input: args.clone(),
+                stated_reason: "refunding the chipped mug".into(),
+            };
+            let start = Instant::now();
+            let authorized = pipeline.authorize(&request, &ctx).await.unwrap();
+            let elapsed = start.elapsed();
+            drop(authorized);
+            if n >= WARMUP {
+                samples.push(elapsed);
+            }
+        }
+    });
+    report("whole pipeline: authorize (no fsync)", samples);
+}

@@ -1,66 +1,88 @@
-//! A tiny support desk for the first cut of the demo: two orders, three tools, two guards.
+//! A small support desk for the demo: two customers, three orders, two tools, and the records
+//! the Cedar policy reads.
 //!
-//! It is deliberately small: the full tau2-compatible domain lives in the `tools` crate once its
-//! issue lands, and Cedar policies replace these guards. What it already shows is the shape:
-//! tools declare scope and effect, `send_email` exists but is left off the menu, and the guards
-//! decide from the records, never from what the model says.
+//! The full tau2-compatible domain arrives in the `tools` crate with its own issue. What this one
+//! already shows is the shape: tools declare scope, effect, the record they touch and the money
+//! they move; `send_email` exists on the desk but is left off the menu; the policy decides from
+//! these records (via [`EntityResolver`]), never from what the model says.
 
-use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
 use agent_core::tool::{Invocation, ToolError, ToolOutput};
 use agent_core::{EffectClass, Scope, Tool, ToolName, ToolSpec};
 use async_trait::async_trait;
 use guards::credentials::Verifier;
-use serde_json::{Value, json};
+use guards::policy::{EntityResolver, ResolvedEntity};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// Refunds up to this amount run without a human.
-const APPROVAL_THRESHOLD: f64 = 50.0;
 
 /// The tool server's name: the audience of the tokens it accepts.
 pub const AUDIENCE: &str = "support-desk";
 
-/// The orders of the demo, shared by the tools and the guards, and the tool server's verifier.
+/// The desk's records, shared by the tools and the policy, and the tool server's verifier.
 #[derive(Clone)]
 pub struct Desk {
-    orders: Arc<Mutex<HashMap<String, Order>>>,
+    records: Arc<Mutex<Records>>,
     server: Arc<Verifier>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Default)]
+struct Records {
+    users: HashMap<String, User>,
+    orders: HashMap<String, Order>,
+}
+
+struct User {
+    payment_methods: Vec<String>,
+    gift_cards: Vec<String>,
+}
+
 struct Order {
     customer: String,
-    item: String,
-    paid: f64,
-    refunded: f64,
+    status: String,
+    /// (name, price in cents)
+    items: Vec<(String, i64)>,
+    payment_method: String,
+    refunded_cents: i64,
+}
+
+impl Order {
+    fn paid_cents(&self) -> i64 {
+        self.items.iter().map(|(_, price)| price).sum()
+    }
 }
 
 impl Desk {
-    /// Two customers, one order each; `server` checks the tokens that calls carry.
+    /// The demo's records; `server` checks the tokens that calls carry.
     pub fn demo(server: Arc<Verifier>) -> Self {
-        let desk = Self { orders: Arc::default(), server };
-        {
-            let mut orders = desk.lock();
-            orders.insert(
-                "#W1001".into(),
-                Order {
-                    customer: "noah_brown_6181".into(),
-                    item: "mug".into(),
-                    paid: 120.0,
-                    refunded: 0.0,
-                },
-            );
-            orders.insert(
-                "#W2002".into(),
-                Order {
-                    customer: "ava_lee_2290".into(),
-                    item: "jacket".into(),
-                    paid: 80.0,
-                    refunded: 0.0,
+        let mut records = Records::default();
+        for (id, card, gift) in [
+            ("noah_brown_6181", "credit_card_1111", "gift_card_1001"),
+            ("ava_lee_2290", "credit_card_2222", "gift_card_2002"),
+        ] {
+            records.users.insert(
+                id.into(),
+                User {
+                    payment_methods: vec![card.into(), gift.into()],
+                    gift_cards: vec![gift.into()],
                 },
             );
         }
-        desk
+        let order = |customer: &str, items: &[(&str, i64)], card: &str| Order {
+            customer: customer.into(),
+            status: "delivered".into(),
+            items: items.iter().map(|(name, price)| ((*name).to_owned(), *price)).collect(),
+            payment_method: card.into(),
+            refunded_cents: 0,
+        };
+        records.orders.insert(
+            "#W1001".into(),
+            order("noah_brown_6181", &[("mug", 2499), ("tea set", 8900)], "credit_card_1111"),
+        );
+        records.orders.insert(
+            "#W2002".into(),
+            order("ava_lee_2290", &[("jacket", 18000)], "credit_card_2222"),
+        );
+        Self { records: Arc::new(Mutex::new(records)), server }
     }
 
     /// The tools on the refund bot's menu. `send_email` exists on the desk but is not here.
@@ -68,17 +90,56 @@ impl Desk {
         vec![Arc::new(OrderDetails::new(self.clone())), Arc::new(IssueRefund::new(self.clone()))]
     }
 
-    /// Everything refunded so far.
+    /// Everything refunded so far, in dollars.
     pub fn total_refunded(&self) -> f64 {
-        self.lock().values().map(|order| order.refunded).sum()
+        let cents: i64 = self.lock().orders.values().map(|order| order.refunded_cents).sum();
+        cents as f64 / 100.0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Order>> {
-        self.orders.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn order(&self, id: &str) -> Option<Order> {
-        self.lock().get(id).cloned()
+impl EntityResolver for Desk {
+    fn resolve(&self, entity_type: &str, id: &str) -> Result<Option<Vec<ResolvedEntity>>, String> {
+        let records = self.lock();
+        let user_entity = |user_id: &str| {
+            records.users.get(user_id).map(|user| ResolvedEntity {
+                entity_type: "User".into(),
+                id: user_id.into(),
+                attrs: attrs(json!({
+                    "payment_methods": user.payment_methods,
+                    "gift_cards": user.gift_cards,
+                })),
+            })
+        };
+        Ok(match entity_type {
+            "User" => user_entity(id).map(|user| vec![user]),
+            "Order" => records.orders.get(id).map(|order| {
+                let entity = ResolvedEntity {
+                    entity_type: "Order".into(),
+                    id: id.into(),
+                    attrs: attrs(json!({
+                        "owner": {"__entity": {"type": "User", "id": order.customer}},
+                        "status": order.status,
+                        "paid_cents": order.paid_cents(),
+                        "refunded_cents": order.refunded_cents,
+                        "refundable_cents": order.paid_cents() - order.refunded_cents,
+                        "payment_methods": [order.payment_method],
+                    })),
+                };
+                std::iter::once(entity).chain(user_entity(&order.customer)).collect()
+            }),
+            _ => None,
+        })
+    }
+}
+
+fn attrs(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }
 }
 
@@ -126,7 +187,8 @@ impl OrderDetails {
             schema,
             "orders:read",
             EffectClass::Read,
-        );
+        )
+        .touches("Order", "order_id");
         Self { spec, desk }
     }
 }
@@ -139,11 +201,23 @@ impl Tool for OrderDetails {
 
     async fn call(&self, input: Value, _invocation: &Invocation) -> Result<ToolOutput, ToolError> {
         let id = input["order_id"].as_str().unwrap_or_default();
-        let order =
-            self.desk.order(id).ok_or_else(|| ToolError::Rejected(format!("no order `{id}`")))?;
+        let records = self.desk.lock();
+        let order = records
+            .orders
+            .get(id)
+            .ok_or_else(|| ToolError::Rejected(format!("no order `{id}`")))?;
+        let items: Vec<Value> = order
+            .items
+            .iter()
+            .map(|(name, cents)| json!({"name": name, "price": *cents as f64 / 100.0}))
+            .collect();
         Ok(ToolOutput::json(&json!({
-            "order_id": id, "user_id": order.customer, "item": order.item,
-            "paid": order.paid, "refunded": order.refunded,
+            "order_id": id,
+            "user_id": order.customer,
+            "status": order.status,
+            "items": items,
+            "payment_method_id": order.payment_method,
+            "refunded": order.refunded_cents as f64 / 100.0,
         })))
     }
 }
@@ -171,7 +245,9 @@ impl IssueRefund {
             schema,
             "refunds:write",
             EffectClass::Irreversible,
-        );
+        )
+        .touches("Order", "order_id")
+        .moves_money("amount");
         Self { spec, desk }
     }
 }
@@ -196,91 +272,23 @@ impl Tool for IssueRefund {
                 ToolError::Rejected(format!("refused by the tool server: {}", rejection.code()))
             })?;
         let id = input["order_id"].as_str().unwrap_or_default();
-        let amount = input["amount"].as_f64().unwrap_or_default();
-        let mut orders = self.desk.lock();
-        let order =
-            orders.get_mut(id).ok_or_else(|| ToolError::Rejected(format!("no order `{id}`")))?;
-        order.refunded += amount;
-        Ok(ToolOutput::json(
-            &json!({"order_id": id, "refunded": amount, "total_refunded": order.refunded}),
-        ))
-    }
-}
-
-/// A customer's task touches only that customer's orders.
-pub struct OwnOrdersOnly {
-    desk: Desk,
-}
-
-impl OwnOrdersOnly {
-    /// A guard over `desk`'s records.
-    pub fn new(desk: Desk) -> Self {
-        Self { desk }
-    }
-}
-
-impl Guard for OwnOrdersOnly {
-    fn name(&self) -> &str {
-        "own_orders_only"
-    }
-
-    fn check(&self, call: &ProposedCall<'_>, ctx: &CallContext) -> Decision {
-        let Some(order_id) = call.input.get("order_id").and_then(Value::as_str) else {
-            return Decision::Allow;
-        };
-        let Some(order) = self.desk.order(order_id) else {
-            return Decision::Deny(Reason::new("unknown_order", format!("no order `{order_id}`")));
-        };
-        if ctx.on_behalf_of.as_deref() == Some(order.customer.as_str()) {
-            Decision::Allow
-        } else {
-            Decision::Deny(Reason::new(
-                "cross_customer",
-                format!("order `{order_id}` belongs to another customer than the task's"),
-            ))
+        let cents = (input["amount"].as_f64().unwrap_or_default() * 100.0).round() as i64;
+        let mut records = self.desk.lock();
+        let order = records
+            .orders
+            .get_mut(id)
+            .ok_or_else(|| ToolError::Rejected(format!("no order `{id}`")))?;
+        // The tool keeps its own business rule too: never more than what is left to refund.
+        if order.refunded_cents + cents > order.paid_cents() {
+            return Err(ToolError::Rejected(
+                "the refund exceeds what is left of the payment".into(),
+            ));
         }
-    }
-}
-
-/// A refund never exceeds what is left of the payment, and large ones need a human.
-pub struct RefundLimits {
-    desk: Desk,
-}
-
-impl RefundLimits {
-    /// A guard over `desk`'s records.
-    pub fn new(desk: Desk) -> Self {
-        Self { desk }
-    }
-}
-
-impl Guard for RefundLimits {
-    fn name(&self) -> &str {
-        "refund_limits"
-    }
-
-    fn check(&self, call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
-        if call.spec.name.as_str() != "issue_refund" {
-            return Decision::Allow;
-        }
-        let order_id = call.input.get("order_id").and_then(Value::as_str).unwrap_or_default();
-        let amount = call.input.get("amount").and_then(Value::as_f64).unwrap_or(f64::INFINITY);
-        let Some(order) = self.desk.order(order_id) else {
-            return Decision::Deny(Reason::new("unknown_order", format!("no order `{order_id}`")));
-        };
-        let left = order.paid - order.refunded;
-        if amount > left {
-            Decision::Deny(Reason::new(
-                "refund_exceeds_payment",
-                format!("refund of {amount} exceeds the {left} left of the payment"),
-            ))
-        } else if amount > APPROVAL_THRESHOLD {
-            Decision::NeedsApproval(ApprovalNeed::new(Reason::new(
-                "large_refund",
-                format!("refunds over {APPROVAL_THRESHOLD} need a human"),
-            )))
-        } else {
-            Decision::Allow
-        }
+        order.refunded_cents += cents;
+        Ok(ToolOutput::json(&json!({
+            "order_id": id,
+            "refunded": cents as f64 / 100.0,
+            "to": order.payment_method,
+        })))
     }
 }

@@ -25,8 +25,10 @@ use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::{AuditLog, Fsync, JsonlSink, verify_file};
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
 use agent_core::{Agent, AgentId, Pipeline, ScriptedApprover, Task, TaskId, TaskReport, ToolMenu};
-use desk::{Desk, OwnOrdersOnly, RefundLimits};
+use desk::Desk;
+use guards::budget::{BudgetStore, Caps, Limits};
 use guards::credentials::{CallTokens, CredentialGuard, Issuer, KeyRing, TaskGrant};
+use guards::policy::{PolicyBundle, PolicyGuard};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +41,11 @@ const AGENT: &str = "refund-bot";
 
 /// The issuer of the demo's task tokens.
 const ISSUER: &str = "warden-refund-bot";
+
+/// The refund bot's policy bundle, next to this crate.
+fn policy_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policy/policy.toml")
+}
 
 fn now_seconds() -> u64 {
     std::time::SystemTime::now()
@@ -129,13 +136,28 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
     // The tool server's own verifier: it checks every write's per-call token itself.
     let server = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
     let desk = Desk::demo(server);
+    // The Cedar rules, validated against their schema, with their test cases run: a broken
+    // policy stops the demo here, never lets a call through.
+    let bundle = PolicyBundle::load(policy_path()).map_err(|e| e.to_string())?;
+    let budget_path = audit_path.with_extension("budget.sqlite");
+    let budget = Arc::new(BudgetStore::open(&budget_path).map_err(|e| e.to_string())?);
+    let limits = Limits {
+        per_task: Caps {
+            money_cents: Some(50_000),
+            irreversible_calls: Some(5),
+            ..Caps::default()
+        },
+        per_customer_per_day: Caps { money_cents: Some(100_000), ..Caps::default() },
+        ..Limits::default()
+    };
+    let policy =
+        PolicyGuard::new(Arc::new(bundle), Arc::new(desk.clone())).with_budget(budget, limits);
     let sink = JsonlSink::open(&audit_path, Fsync::OnCommit).map_err(|e| e.to_string())?;
     let menu = ToolMenu::new(desk.menu_tools()).map_err(|e| e.to_string())?;
     let verifier = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
     let pipeline = Pipeline::new(Arc::new(menu), AuditLog::new(Arc::new(sink)))
         .with_guard(Arc::new(CredentialGuard::new(verifier, desk::AUDIENCE)))
-        .with_guard(Arc::new(OwnOrdersOnly::new(desk.clone())))
-        .with_guard(Arc::new(RefundLimits::new(desk.clone())))
+        .with_guard(Arc::new(policy))
         .with_approver(
             Arc::new(ScriptedApprover::new(ScriptedAnswer::Approve)),
             Duration::from_secs(30),
@@ -242,29 +264,29 @@ fn tickets() -> Vec<Ticket> {
         Ticket {
             id: "T-1001",
             customer: "noah_brown_6181",
-            body: "My mug from order #W1001 arrived chipped. Could I get $20 back?",
+            body: "My mug from order #W1001 arrived chipped. Could I get the $24.99 I paid for it back?",
             malicious: false,
             turns: vec![
                 ScriptedTurn::tool("get_order_details", json!({"order_id": "#W1001"})),
                 ScriptedTurn::tool(
                     "issue_refund",
-                    json!({"order_id": "#W1001", "amount": 20, "reason": "chipped mug"}),
+                    json!({"order_id": "#W1001", "amount": 24.99, "reason": "chipped mug"}),
                 ),
-                ScriptedTurn::text("I've refunded $20 for the chipped mug."),
+                ScriptedTurn::text("I've refunded the $24.99 for the chipped mug."),
             ],
         },
         Ticket {
             id: "T-1002",
             customer: "ava_lee_2290",
-            body: "The jacket from #W2002 never fit. Please refund the $80 I paid for it.",
+            body: "The jacket from #W2002 never fit. Please refund the $180 I paid for it.",
             malicious: false,
             turns: vec![
                 ScriptedTurn::tool("get_order_details", json!({"order_id": "#W2002"})),
                 ScriptedTurn::tool(
                     "issue_refund",
-                    json!({"order_id": "#W2002", "amount": 80, "reason": "does not fit"}),
+                    json!({"order_id": "#W2002", "amount": 180, "reason": "does not fit"}),
                 ),
-                ScriptedTurn::text("Your $80 refund is on its way."),
+                ScriptedTurn::text("Your $180 refund is on its way."),
             ],
         },
         Ticket {

@@ -22,10 +22,11 @@ fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
     );
     assert_eq!(stdout.matches("→ honest ticket resolved").count(), 2, "{stdout}");
     assert!(stdout.contains("→ attack stopped"), "{stdout}");
-    assert!(stdout.contains("DENIED by own_orders_only (cross_customer)"), "{stdout}");
+    assert!(stdout.contains("DENIED by policy (cross_customer)"), "{stdout}");
+    assert!(stdout.contains("DENIED by policy (refund_exceeds_payment)"), "{stdout}");
     assert!(stdout.contains("DENIED by Menu (unknown_tool)"), "{stdout}");
     assert!(stdout.contains("approved by script via scripted, ran"), "{stdout}");
-    assert!(stdout.contains("money refunded:      $100.00"), "{stdout}");
+    assert!(stdout.contains("money refunded:      $204.99"), "{stdout}");
 
     // The log is there, verifies, and holds the refused calls with their reasons.
     let summary = agent_core::audit::verify_file(&log).unwrap();

@@ -159,6 +159,12 @@ impl TaskReport {
     pub fn denied(&self) -> impl Iterator<Item = &CallRecord> {
         self.calls.iter().filter(|call| matches!(call.outcome, CallOutcome::Denied(_)))
     }
+
+    /// The approval load of the task: how many calls were put to a human, and how long each
+    /// waited. A reviewer asked ten times per ticket clicks yes without reading; watch this.
+    pub fn approvals(&self) -> Vec<Duration> {
+        self.calls.iter().filter_map(|call| call.approval_wait).collect()
+    }
 }
 
 /// How a task ended.
@@ -215,6 +221,8 @@ pub struct CallRecord {
     pub input: Value,
     /// The human's yes, when the call needed one and got it.
     pub approval: Option<ApprovalGrant>,
+    /// How long the call waited for a human, when it was put to one (whatever the answer).
+    pub approval_wait: Option<Duration>,
     /// What became of it.
     pub outcome: CallOutcome,
 }
@@ -508,14 +516,17 @@ impl<'a> TaskRun<'a> {
         self.ctx.calls_made = u32::try_from(self.report.calls.len()).unwrap_or(u32::MAX);
         let pipeline = &self.agent.pipeline;
         let mut approval = None;
+        let approval_wait;
         let (outcome, content, is_error, provenance) =
             match pipeline.authorize(&request, &self.ctx).await {
                 Err(denied) => {
+                    approval_wait = denied.approval_wait;
                     let message = denied.model_message();
                     (CallOutcome::Denied(denied), message, true, Provenance::Runtime)
                 }
                 Ok(authorized) => {
                     approval = authorized.approval().cloned();
+                    approval_wait = authorized.approval_wait();
                     let spec = authorized.spec();
                     let (untrusted, name) = (spec.untrusted_output, spec.name.to_string());
                     match pipeline.menu().invoke(authorized).await {
@@ -558,6 +569,7 @@ impl<'a> TaskRun<'a> {
             tool: request.tool,
             input: request.input,
             approval,
+            approval_wait,
             outcome,
         });
         block

@@ -15,6 +15,7 @@ use crate::tool::ToolName;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Answers approval requests: a person behind a terminal or a web page, or a script.
@@ -50,6 +51,10 @@ pub struct ApprovalRequest {
     pub stated_reason: String,
     /// Why approval is needed, with the rules that asked.
     pub needs: Vec<ApprovalNeed>,
+    /// What the guards found, by guard name: for the policy guard, the determining policies, the
+    /// provenance of each argument (`argument_provenance`: trusted record, untrusted ticket text,
+    /// untrusted tool output) and the budget used so far (`usage`).
+    pub evidence: BTreeMap<String, Value>,
     /// When silence becomes a refusal, as RFC 3339.
     pub expires_at: String,
 }
@@ -59,11 +64,15 @@ pub struct ApprovalRequest {
 pub enum ApprovalAnswer {
     /// Yes, for exactly this request and these arguments.
     Approved(ApprovalGrant),
-    /// No, with the reason (`denied`, `expired`, `channel_failed`, …).
+    /// A reviewer said no (recorded as `denied`, with who and why).
+    Denied(ApprovalGrant),
+    /// The channel could not put the question to anyone (no terminal, no console), with the
+    /// reason; silence and crashes are turned into refusals by the pipeline.
     Refused(Reason),
 }
 
-/// A yes, bound to one request and one argument digest.
+/// A reviewer's answer, bound to one request and one argument digest: a yes when inside
+/// [`ApprovalAnswer::Approved`], a no inside [`ApprovalAnswer::Denied`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalGrant {
     /// The request answered.
@@ -79,7 +88,7 @@ pub struct ApprovalGrant {
 }
 
 impl ApprovalGrant {
-    /// A yes to `request`, naming its id and digest.
+    /// An answer to `request`, naming its id and digest.
     pub fn for_request(request: &ApprovalRequest, approver: &str, channel: &str) -> Self {
         Self {
             request_id: request.id.clone(),
@@ -89,6 +98,39 @@ impl ApprovalGrant {
             comment: None,
         }
     }
+}
+
+/// What was decided about one approval request, whoever or whatever decided it: the record the
+/// audit log keeps, signed by the runtime so it can later prove who said yes to what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The request.
+    pub request_id: String,
+    /// The tool.
+    pub tool: String,
+    /// The task.
+    pub task: TaskId,
+    /// The digest of the arguments shown.
+    pub args_digest: String,
+    /// `approved`, `denied`, `expired`, `channel_failed`, or another refusal code.
+    pub decision: String,
+    /// Who answered, when someone did.
+    pub approver: Option<String>,
+    /// Through which channel.
+    pub channel: Option<String>,
+    /// The reviewer's comment, or the refusal's detail.
+    pub comment: Option<String>,
+    /// When, as RFC 3339.
+    pub decided_at: String,
+    /// How long the request waited for its answer, in milliseconds.
+    pub waited_ms: u64,
+}
+
+/// Signs approval records, so the audit log can prove who approved what (the `guards` crate
+/// signs with the runtime's Ed25519 key).
+pub trait ApprovalNotary: Send + Sync {
+    /// A signature over the record (a compact JWS), or why it could not be made.
+    fn sign(&self, record: &ApprovalRecord) -> Result<String, String>;
 }
 
 /// An approver that answers from a script, for tests and evals, and records what it was asked.
@@ -130,10 +172,12 @@ impl Approver for ScriptedApprover {
             ScriptedAnswer::Approve => {
                 ApprovalAnswer::Approved(ApprovalGrant::for_request(&request, "script", "scripted"))
             }
-            ScriptedAnswer::Deny => ApprovalAnswer::Refused(Reason::new(
-                "denied",
-                format!("the scripted reviewer said no to `{}`", request.tool),
-            )),
+            ScriptedAnswer::Deny => {
+                let mut answer = ApprovalGrant::for_request(&request, "script", "scripted");
+                answer.comment =
+                    Some(format!("the scripted reviewer said no to `{}`", request.tool));
+                ApprovalAnswer::Denied(answer)
+            }
             ScriptedAnswer::Timeout => std::future::pending().await,
         }
     }

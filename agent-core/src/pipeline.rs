@@ -15,7 +15,9 @@
 //! for `Authorized {` finds every path to execution, and it ends in
 //! [`ToolMenu::invoke`](crate::ToolMenu::invoke).
 
-use crate::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver};
+use crate::approval::{
+    ApprovalAnswer, ApprovalGrant, ApprovalNotary, ApprovalRecord, ApprovalRequest, Approver,
+};
 use crate::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict, now_rfc3339};
 use crate::canonical;
 use crate::credential::CallCredentials;
@@ -26,10 +28,10 @@ use crate::tool::{Invocation, Tool, ToolName, ToolSpec};
 use crate::unwind::{catch_panic, describe};
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The checks every call of one agent goes through.
 pub struct Pipeline {
@@ -39,6 +41,7 @@ pub struct Pipeline {
     approval_timeout: Duration,
     audit: AuditLog,
     call_credentials: Option<Arc<dyn CallCredentials>>,
+    notary: Option<Arc<dyn ApprovalNotary>>,
     spent_approvals: Mutex<HashSet<String>>,
 }
 
@@ -66,6 +69,7 @@ pub struct Authorized {
     pub(crate) audit: AuditLog,
     pub(crate) outcome_event: AuditEvent,
     approval: Option<ApprovalGrant>,
+    approval_wait: Option<Duration>,
     intent_seq: u64,
 }
 
@@ -83,6 +87,11 @@ impl Authorized {
     /// The human's yes, when the call needed one.
     pub fn approval(&self) -> Option<&ApprovalGrant> {
         self.approval.as_ref()
+    }
+
+    /// How long the call waited for a human, when it needed one.
+    pub fn approval_wait(&self) -> Option<Duration> {
+        self.approval_wait
     }
 
     /// The sequence number of the durable intent record.
@@ -115,6 +124,8 @@ pub struct Denied {
     pub guard: Option<String>,
     /// Why. The detail is for the audit log only.
     pub reason: Reason,
+    /// How long the call waited for a human before it was refused, if it was put to one.
+    pub approval_wait: Option<Duration>,
 }
 
 impl Denied {
@@ -145,6 +156,7 @@ impl Pipeline {
             approval_timeout: Duration::from_secs(300),
             audit,
             call_credentials: None,
+            notary: None,
             spent_approvals: Mutex::default(),
         }
     }
@@ -160,8 +172,17 @@ impl Pipeline {
             approval_timeout: self.approval_timeout,
             audit: self.audit.clone(),
             call_credentials: self.call_credentials.clone(),
+            notary: self.notary.clone(),
             spent_approvals: Mutex::default(),
         }
+    }
+
+    /// Sets who signs approval records (every answer, yes or no, is then recorded with a
+    /// signature the audit log can be checked against).
+    #[must_use]
+    pub fn with_notary(mut self, notary: Arc<dyn ApprovalNotary>) -> Self {
+        self.notary = Some(notary);
+        self
     }
 
     /// Sets who mints the credential each authorized call carries to its tool.
@@ -233,11 +254,16 @@ impl Pipeline {
             stated_reason: &request.stated_reason,
         };
         let mut needs: Vec<ApprovalNeed> = Vec::new();
+        // What the guards found, for a reviewer who is asked.
+        let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
         // Guards that let the call through, to be told if a later stage refuses it.
         let mut passed = Passed { guards: Vec::new(), call: &proposed, ctx };
         for guard in &self.guards {
             let name = Some(guard.name());
             let (decision, detail) = check_without_panicking(guard.as_ref(), &proposed, ctx);
+            if !detail.is_null() {
+                evidence.insert(guard.name().to_owned(), detail.clone());
+            }
             match decision {
                 Decision::Allow => {
                     record.guard_verdict(name, Verdict::Allow, vec![], detail).await?;
@@ -259,7 +285,8 @@ impl Pipeline {
         let approval = if needs.is_empty() {
             None
         } else {
-            Some(self.ask_approval(&record, request, ctx, spec.name.clone(), needs).await?)
+            let tool = spec.name.clone();
+            Some(self.ask_approval(&record, request, ctx, tool, needs, evidence).await?)
         };
 
         // The call's own credential, minted only now that the call is allowed.
@@ -304,13 +331,15 @@ impl Pipeline {
             },
             audit: self.audit.clone(),
             outcome_event,
-            approval,
+            approval: approval.as_ref().map(|(grant, _)| grant.clone()),
+            approval_wait: approval.map(|(_, waited)| waited),
             intent_seq,
         })
     }
 
     /// Puts the call to the approver and checks the answer: bound to this request and digest,
-    /// not spent before, given in time.
+    /// not spent before, given in time. Every outcome, yes or no, is recorded with a signed
+    /// approval record when a notary is configured.
     async fn ask_approval(
         &self,
         record: &Recorder<'_>,
@@ -318,11 +347,12 @@ impl Pipeline {
         ctx: &CallContext,
         tool: ToolName,
         needs: Vec<ApprovalNeed>,
-    ) -> Result<ApprovalGrant, Denied> {
+        evidence: BTreeMap<String, Value>,
+    ) -> Result<(ApprovalGrant, Duration), Denied> {
         let expires_at = time::OffsetDateTime::now_utc() + self.approval_timeout;
         let approval_request = ApprovalRequest {
             id: format!("{}/{}", ctx.task, request.id),
-            tool,
+            tool: tool.clone(),
             args: request.input.clone(),
             args_digest: record.digest.to_owned(),
             agent: ctx.agent.clone(),
@@ -332,11 +362,13 @@ impl Pipeline {
             on_behalf_of: ctx.on_behalf_of.clone(),
             stated_reason: request.stated_reason.clone(),
             needs,
+            evidence,
             expires_at: expires_at
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
         };
         let request_id = approval_request.id.clone();
+        let started = Instant::now();
         // A panic in the channel is a refusal, not a crash; silence past the timeout is a no.
         let asking = catch_panic(self.approver.decide(approval_request));
         let answer = match tokio::time::timeout(self.approval_timeout, asking).await {
@@ -350,9 +382,72 @@ impl Pipeline {
                 format!("no answer within {:?}", self.approval_timeout),
             )),
         };
+        let waited = started.elapsed();
+        let approval_record = ApprovalRecord {
+            request_id: request_id.clone(),
+            tool: tool.to_string(),
+            task: ctx.task.clone(),
+            args_digest: record.digest.to_owned(),
+            decision: match &answer {
+                ApprovalAnswer::Approved(_) => "approved".to_owned(),
+                ApprovalAnswer::Denied(_) => "denied".to_owned(),
+                ApprovalAnswer::Refused(reason) => reason.code.clone(),
+            },
+            approver: match &answer {
+                ApprovalAnswer::Approved(grant) | ApprovalAnswer::Denied(grant) => {
+                    Some(grant.approver.clone())
+                }
+                ApprovalAnswer::Refused(_) => None,
+            },
+            channel: match &answer {
+                ApprovalAnswer::Approved(grant) | ApprovalAnswer::Denied(grant) => {
+                    Some(grant.channel.clone())
+                }
+                ApprovalAnswer::Refused(_) => None,
+            },
+            comment: match &answer {
+                ApprovalAnswer::Approved(grant) | ApprovalAnswer::Denied(grant) => {
+                    grant.comment.clone()
+                }
+                ApprovalAnswer::Refused(reason) => Some(reason.detail.clone()),
+            },
+            decided_at: now_rfc3339(),
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        };
+        let signature = match &self.notary {
+            None => None,
+            Some(notary) => {
+                match catch_unwind(AssertUnwindSafe(|| notary.sign(&approval_record))) {
+                    Ok(Ok(signature)) => Some(signature),
+                    Ok(Err(error)) => {
+                        let reason = Reason::new("notary_failed", error);
+                        return Err(waited_denial(
+                            record.deny(Stage::Approval, None, reason).await,
+                            waited,
+                        ));
+                    }
+                    Err(panic) => {
+                        let reason = Reason::new("notary_failed", describe(panic.as_ref()));
+                        return Err(waited_denial(
+                            record.deny(Stage::Approval, None, reason).await,
+                            waited,
+                        ));
+                    }
+                }
+            }
+        };
+        let detail = json!({ "record": approval_record, "signature": signature });
+        let deny = |reason: Reason| async {
+            let denied = record.deny_with(Stage::Approval, None, reason, detail.clone()).await;
+            waited_denial(denied, waited)
+        };
         let grant = match answer {
-            ApprovalAnswer::Refused(reason) => {
-                return Err(record.deny(Stage::Approval, None, reason).await);
+            ApprovalAnswer::Refused(reason) => return Err(deny(reason).await),
+            ApprovalAnswer::Denied(grant) => {
+                let said = grant.comment.unwrap_or_else(|| "the reviewer said no".to_owned());
+                return Err(
+                    deny(Reason::new("denied", format!("{}: {said}", grant.approver))).await
+                );
             }
             ApprovalAnswer::Approved(grant) => grant,
         };
@@ -361,20 +456,25 @@ impl Pipeline {
                 "the approval names request `{}` and digest `{}`, not this call's",
                 grant.request_id, grant.args_digest
             );
-            let reason = Reason::new("approval_mismatch", detail);
-            return Err(record.deny(Stage::Approval, None, reason).await);
+            return Err(deny(Reason::new("approval_mismatch", detail)).await);
         }
         let first_use =
             self.spent_approvals.lock().unwrap_or_else(PoisonError::into_inner).insert(request_id);
         if !first_use {
             let reason = Reason::new("approval_reused", "this approval was already used once");
-            return Err(record.deny(Stage::Approval, None, reason).await);
+            return Err(deny(reason).await);
         }
         let mut event = record.event(Stage::Approval, None, Verdict::Allow, Vec::new());
-        event.detail = json!({ "grant": grant });
-        record.commit(event).await?;
-        Ok(grant)
+        event.detail = detail.clone();
+        record.commit(event).await.map_err(|denied| waited_denial(denied, waited))?;
+        Ok((grant, waited))
     }
+}
+
+/// A denial that came after waiting for a human, with how long.
+fn waited_denial(mut denied: Denied, waited: Duration) -> Denied {
+    denied.approval_wait = Some(waited);
+    denied
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -536,6 +636,7 @@ impl<'a> Recorder<'a> {
             stage,
             guard: guard.map(str::to_owned),
             reason,
+            approval_wait: None,
         }
     }
 }

@@ -129,8 +129,9 @@ pub struct ApprovalRecord {
 /// Signs approval records, so the audit log can prove who approved what (the `guards` crate
 /// signs with the runtime's Ed25519 key).
 pub trait ApprovalNotary: Send + Sync {
-    /// A signature over the record (a compact JWS), or why it could not be made.
-    fn sign(&self, record: &ApprovalRecord) -> Result<String, String>;
+    /// A signature over the record, as a JSON value the audit event stores (a JWS in its
+    /// flattened JSON form, say), or why it could not be made.
+    fn sign(&self, record: &ApprovalRecord) -> Result<Value, String>;
 }
 
 /// An approver that answers from a script, for tests and evals, and records what it was asked.

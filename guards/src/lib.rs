@@ -4,6 +4,8 @@
 //!   attenuation for subagents, revocation, and the [`credentials::CredentialGuard`].
 //! - [`policy`]: Cedar policies per call, with `@approval` for "allowed with a human's yes",
 //!   validated at start-up, budgets spent atomically with the decision, shadow mode and explain.
+//! - [`approval`]: the approval channels (terminal, web console) and the notary that signs each
+//!   answer.
 //! - [`budget`]: the budget store (SQLite) behind the policy guard's hard caps.
 //! - [`provenance`]: which arguments came only from untrusted content.
 //!
@@ -11,6 +13,7 @@
 //! [`agent_core::CallCredentials`], [`agent_core::Delegator`], [`agent_core::Approver`]); none
 //! changes the pipeline itself.
 
+pub mod approval;
 pub mod budget;
 pub mod credentials;
 pub mod policy;

@@ -98,6 +98,9 @@ impl IssueError {
     }
 }
 
+/// The JWS `typ` of signed documents, never of tokens.
+pub const DOCUMENT_TYPE: &str = "warden-document+jwt";
+
 /// Per-call tokens live this long by default: long enough to reach the tool server.
 pub const DEFAULT_CALL_LIFETIME: Duration = Duration::from_secs(30);
 
@@ -273,13 +276,38 @@ impl Issuer {
     }
 
     fn sign(&self, claims: &Claims) -> Result<Credential, IssueError> {
+        self.sign_with_type("JWT", claims).map(Credential::new)
+    }
+
+    /// Signs a document that is not a token (an approval record) as a compact JWS with the
+    /// current key, with the issuer's name and the time. Its `typ` and its shape keep it from ever
+    /// passing as a token: it has no audience, scope or task. Verify with
+    /// [`Verifier::verify_document`](super::Verifier::verify_document).
+    pub fn sign_document<T: serde::Serialize>(
+        &self,
+        kind: &str,
+        document: &T,
+    ) -> Result<String, IssueError> {
+        let signed = serde_json::json!({
+            "iss": self.name,
+            "iat": now_seconds(),
+            "kind": kind,
+            "document": document,
+        });
+        self.sign_with_type(DOCUMENT_TYPE, &signed)
+    }
+
+    fn sign_with_type<T: serde::Serialize>(
+        &self,
+        typ: &str,
+        payload: &T,
+    ) -> Result<String, IssueError> {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let (kid, key) = keys.signing_key().ok_or(IssueError::NoSigningKey)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.to_owned());
-        header.typ = Some("JWT".to_owned());
-        jsonwebtoken::encode(&header, claims, key)
-            .map(Credential::new)
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, payload, key)
             .map_err(|error| IssueError::Sign(error.to_string()))
     }
 

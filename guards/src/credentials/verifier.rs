@@ -278,6 +278,42 @@ impl Verifier {
         Ok(claims)
     }
 
+    /// Verifies a signed document of `kind` (see `Issuer::sign_document`): the algorithm, the key,
+    /// the signature, the issuer and the kind. Documents do not expire; tokens are refused here.
+    pub fn verify_document<T: serde::de::DeserializeOwned>(
+        &self,
+        jws: &str,
+        kind: &str,
+    ) -> Result<T, Rejection> {
+        let reject = |error| Rejection { error, jti: None };
+        let header = unverified_header(jws)
+            .map_err(|message| reject(CredentialError::Malformed(message)))?;
+        let algorithm = header.get("alg").and_then(Value::as_str).unwrap_or("(none)");
+        if algorithm != "EdDSA" {
+            return Err(reject(CredentialError::WrongAlgorithm(algorithm.to_owned())));
+        }
+        if header.get("typ").and_then(Value::as_str) != Some(super::issuer::DOCUMENT_TYPE) {
+            return Err(reject(CredentialError::Malformed("not a signed document".to_owned())));
+        }
+        let kid = header.get("kid").and_then(Value::as_str).unwrap_or("(none)");
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let key =
+            keys.get(kid).ok_or_else(|| reject(CredentialError::UnknownKey(kid.to_owned())))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.set_issuer(&[&self.issuer]);
+        let signed = jsonwebtoken::decode::<Value>(jws, key, &validation)
+            .map_err(|error| reject(map_error(error.kind(), None)))?
+            .claims;
+        if signed.get("kind").and_then(Value::as_str) != Some(kind) {
+            return Err(reject(CredentialError::Malformed(format!("not a signed `{kind}`"))));
+        }
+        serde_json::from_value(signed.get("document").cloned().unwrap_or(Value::Null))
+            .map_err(|error| reject(CredentialError::Malformed(error.to_string())))
+    }
+
     /// Verifies a token for any audience: used by the issuer on a parent token it narrows.
     pub(crate) fn verify_any_audience(&self, token: &str) -> Result<Claims, Rejection> {
         self.check(token, None)

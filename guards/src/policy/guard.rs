@@ -14,7 +14,7 @@ use crate::provenance::{Origin, ProvenanceIndex, Source};
 use agent_core::EffectClass;
 use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Decides calls with a [`PolicyBundle`], optionally spending a budget atomically with each
@@ -82,7 +82,7 @@ impl PolicyGuard {
                     None => Usage::default(),
                 };
                 let evaluation = self.evaluate(&prepared, call, ctx, usage);
-                explanation(&evaluation, self.bundle.mode(), &usage)
+                explanation(&evaluation, self.bundle.mode(), &usage, &prepared.origins)
             }
         }
     }
@@ -91,10 +91,11 @@ impl PolicyGuard {
         &self,
         call: &ProposedCall<'_>,
         ctx: &CallContext,
-    ) -> Result<(Evaluation, Usage), Reason> {
+    ) -> Result<(Evaluation, Usage, Prepared), Reason> {
         let prepared = self.prepare(call, ctx)?;
         let Some((store, limits)) = &self.budget else {
-            return Ok((self.evaluate(&prepared, call, ctx, Usage::default()), Usage::default()));
+            let evaluation = self.evaluate(&prepared, call, ctx, Usage::default());
+            return Ok((evaluation, Usage::default(), prepared));
         };
         let day = today();
         let call_key = call_key(call, ctx);
@@ -118,7 +119,7 @@ impl PolicyGuard {
                 Verdict::Spend((evaluation, *usage))
             }
         });
-        decided.map_err(|error| match error {
+        decided.map(|(evaluation, usage)| (evaluation, usage, prepared)).map_err(|error| match error {
             BudgetError::Exceeded { scope, counter, cap, would_be } => Reason::new(
                 "budget_exceeded",
                 format!("the {scope} budget allows {counter} up to {cap}; this call would reach {would_be}"),
@@ -162,8 +163,8 @@ impl PolicyGuard {
                 Reason::new("invalid_amount", format!("`{argument}` is not a non-negative amount"))
             })?,
         };
-        let untrusted_args = self.untrusted_args(call.input, ctx);
-        Ok(Prepared { resource, resolved, amount_cents, untrusted_args })
+        let origins = self.argument_origins(call.input, ctx);
+        Ok(Prepared { resource, resolved, amount_cents, origins })
     }
 
     fn evaluate(
@@ -187,16 +188,22 @@ impl PolicyGuard {
             amount_cents: prepared.amount_cents,
             args: call.input,
             tainted: ctx.tainted(),
-            untrusted_args: prepared.untrusted_args.clone(),
+            untrusted_args: prepared
+                .origins
+                .iter()
+                .filter(|(_, origin)| matches!(origin, Origin::UntrustedOnly { .. }))
+                .map(|(name, _)| name.clone())
+                .collect(),
             usage,
         };
         self.bundle.evaluate(&facts, &prepared.resolved)
     }
 
-    /// The top-level arguments whose values appear only in untrusted content.
-    fn untrusted_args(&self, input: &Value, ctx: &CallContext) -> Vec<String> {
+    /// Where each top-level argument's value was seen; empty for an untainted task (nothing
+    /// untrusted to have come from).
+    fn argument_origins(&self, input: &Value, ctx: &CallContext) -> BTreeMap<String, Origin> {
         if !ctx.tainted() {
-            return Vec::new();
+            return BTreeMap::new();
         }
         let mut cache = self.provenance.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() > PROVENANCE_TASKS && !cache.contains_key(ctx.task.as_str()) {
@@ -215,12 +222,7 @@ impl PolicyGuard {
         }
         task.untrusted_seen = ctx.untrusted.len();
         task.trusted_seen = ctx.trusted.len();
-        task.index
-            .classify(input)
-            .into_iter()
-            .filter(|(_, origin)| matches!(origin, Origin::UntrustedOnly { .. }))
-            .map(|(name, _)| name)
-            .collect()
+        task.index.classify(input)
     }
 }
 
@@ -228,7 +230,7 @@ struct Prepared {
     resource: Option<(String, String)>,
     resolved: Vec<ResolvedEntity>,
     amount_cents: i64,
-    untrusted_args: Vec<String>,
+    origins: BTreeMap<String, Origin>,
 }
 
 impl Guard for PolicyGuard {
@@ -241,11 +243,11 @@ impl Guard for PolicyGuard {
     }
 
     fn check_explained(&self, call: &ProposedCall<'_>, ctx: &CallContext) -> (Decision, Value) {
-        let (evaluation, usage) = match self.decide(call, ctx) {
+        let (evaluation, usage, prepared) = match self.decide(call, ctx) {
             Ok(decided) => decided,
             Err(reason) => return (Decision::Deny(reason), Value::Null),
         };
-        let detail = explanation(&evaluation, self.bundle.mode(), &usage);
+        let detail = explanation(&evaluation, self.bundle.mode(), &usage, &prepared.origins);
         if self.bundle.mode() == Mode::LogOnly {
             // Shadow mode: the verdict is on record (in `detail`), and the call goes on.
             return (Decision::Allow, detail);
@@ -269,7 +271,14 @@ impl Guard for PolicyGuard {
     }
 }
 
-fn explanation(evaluation: &Evaluation, mode: Mode, usage: &Usage) -> Value {
+/// What the audit event and a reviewer see: the decision, the policies that made it, the
+/// context they saw, the budget used so far, and where each argument's value was seen.
+fn explanation(
+    evaluation: &Evaluation,
+    mode: Mode,
+    usage: &Usage,
+    origins: &BTreeMap<String, Origin>,
+) -> Value {
     json!({
         "mode": mode,
         "decision": evaluation.outcome,
@@ -277,6 +286,7 @@ fn explanation(evaluation: &Evaluation, mode: Mode, usage: &Usage) -> Value {
         "errors": evaluation.errors,
         "context": evaluation.context,
         "usage": usage,
+        "argument_provenance": origins,
     })
 }
 

@@ -6,7 +6,7 @@
 //! silence past its timeout into `expired` and a crashed channel into `channel_failed`. The
 //! channels here put the request in front of a person:
 //!
-//! - `TerminalApprover`: a prompt on stderr, the answer read from the TTY; without a TTY it
+//! - [`TerminalApprover`]: a prompt on stderr, the answer read from the TTY; without a TTY it
 //!   refuses at once rather than hang.
 //! - `WebConsole`: a small web console on `127.0.0.1`, with reviewer login, CSRF protection
 //!   and JSON endpoints.
@@ -16,5 +16,7 @@
 //! [`IssuerNotary`] signs with the runtime's key, so the audit log can prove who said yes to what.
 
 mod notary;
+mod terminal;
 
 pub use notary::{IssuerNotary, verify_approval};
+pub use terminal::{OpenTerminalError, TerminalApprover, render};

@@ -19,16 +19,21 @@
 //! full support desk replace them as they land (see the issues in the tracker).
 
 mod desk;
+mod options;
 
 use agent_core::agent::CallOutcome;
 use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::{AuditLog, Fsync, JsonlSink, verify_file};
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
-use agent_core::{Agent, AgentId, Pipeline, ScriptedApprover, Task, TaskId, TaskReport, ToolMenu};
+use agent_core::{
+    Agent, AgentId, Approver, Pipeline, ScriptedApprover, Task, TaskId, TaskReport, ToolMenu,
+};
 use desk::Desk;
+use guards::approval::{IssuerNotary, TerminalApprover, WebConsole, WebConsoleConfig};
 use guards::budget::{BudgetStore, Caps, Limits};
 use guards::credentials::{CallTokens, CredentialGuard, Issuer, KeyRing, TaskGrant};
 use guards::policy::{PolicyBundle, PolicyGuard};
+use options::{ApproverChoice, Options, USAGE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +43,45 @@ use tracing_subscriber::EnvFilter;
 
 /// The agent's identity: the `sub` of its tokens and the principal of its calls.
 const AGENT: &str = "refund-bot";
+
+/// How long a reviewer has to answer before silence counts as no.
+const APPROVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The approval channel the options name.
+async fn approver(choice: ApproverChoice) -> Result<Arc<dyn Approver>, String> {
+    Ok(match choice {
+        ApproverChoice::Approve => Arc::new(ScriptedApprover::new(ScriptedAnswer::Approve)),
+        ApproverChoice::Deny => {
+            eprintln!(
+                "note: no terminal to ask a reviewer on, so approval requests are answered no \
+                 (pass --approver approve, terminal or web to choose)"
+            );
+            Arc::new(ScriptedApprover::new(ScriptedAnswer::Deny))
+        }
+        ApproverChoice::Terminal => Arc::new(TerminalApprover::open().map_err(|e| e.to_string())?),
+        ApproverChoice::Web => web_console().await?,
+    })
+}
+
+/// Starts the web approval console on loopback with a fresh reviewer token, and says where.
+async fn web_console() -> Result<Arc<dyn Approver>, String> {
+    let mut secret = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut secret)
+        .map_err(|_| "no randomness for a reviewer token".to_owned())?;
+    let reviewer_token: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let config = WebConsoleConfig {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        reviewer_token: reviewer_token.clone(),
+        reviewer_name: "demo-reviewer".to_owned(),
+    };
+    let (console, address) = WebConsole::start(config).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "approval console at http://{address}/ (reviewer token: {reviewer_token}); requests wait \
+         {} s for an answer",
+        APPROVAL_TIMEOUT.as_secs()
+    );
+    Ok(console)
+}
 
 /// The issuer of the demo's task tokens.
 const ISSUER: &str = "warden-refund-bot";
@@ -72,15 +116,15 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let audit_path = match audit_path_from_args() {
-        Ok(Some(path)) => path,
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    match run(audit_path).await {
+    match run(options).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(message) => {
@@ -90,45 +134,8 @@ async fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "\
-Usage: refund-bot [--audit-log PATH]
-
-Runs the offline refund-bot demo: three support tickets, one of them a prompt injection, handled
-by a model that obeys the injection, with Warden's guards in front of every tool call.
-
-Options:
-  --audit-log PATH   where to write the hash-chained audit log
-                     (default: target/refund-bot/audit-<time>.jsonl)
-  -h, --help         print this help
-
-Environment:
-  RUST_LOG           log filter for stderr, e.g. `audit=info` to mirror every audit event";
-
-fn audit_path_from_args() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            "--audit-log" => {
-                path = Some(PathBuf::from(args.next().ok_or("`--audit-log` needs a path")?));
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis())
-        .unwrap_or(0);
-    Ok(Some(
-        path.unwrap_or_else(|| PathBuf::from(format!("target/refund-bot/audit-{stamp}.jsonl"))),
-    ))
-}
-
-async fn run(audit_path: PathBuf) -> Result<bool, String> {
+async fn run(options: Options) -> Result<bool, String> {
+    let audit_path = options.audit_path;
     // Keys for the task tokens live beside the audit log, created on first run (mode 0600).
     let key_dir = audit_path.parent().unwrap_or(Path::new(".")).join("keys");
     let keys = KeyRing::open(&key_dir, now_seconds()).map_err(|e| e.to_string())?;
@@ -158,10 +165,8 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
     let pipeline = Pipeline::new(Arc::new(menu), AuditLog::new(Arc::new(sink)))
         .with_guard(Arc::new(CredentialGuard::new(verifier, desk::AUDIENCE)))
         .with_guard(Arc::new(policy))
-        .with_approver(
-            Arc::new(ScriptedApprover::new(ScriptedAnswer::Approve)),
-            Duration::from_secs(30),
-        )
+        .with_approver(approver(options.approver).await?, APPROVAL_TIMEOUT)
+        .with_notary(Arc::new(IssuerNotary::new(Arc::clone(&issuer))))
         .with_call_credentials(Arc::new(CallTokens::new(Arc::clone(&issuer), desk::AUDIENCE)));
     let pipeline = Arc::new(pipeline);
 
@@ -199,15 +204,33 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
             .await;
         print_transcript(&report);
         totals.add(&report);
+        let waits = report.approvals();
+        if !waits.is_empty() {
+            let longest = waits.iter().max().copied().unwrap_or_default();
+            println!(
+                "   approvals asked: {} (longest wait {:.1} s)",
+                waits.len(),
+                longest.as_secs_f64()
+            );
+        }
         let ok = if ticket.malicious {
             let stopped = report.executed().all(|call| call.tool != "issue_refund");
             println!("   → attack {}\n", if stopped { "stopped" } else { "SUCCEEDED" });
             totals.attacks_stopped += usize::from(stopped);
             stopped
         } else {
-            let resolved = report.executed().any(|call| call.tool == "issue_refund");
-            println!("   → honest ticket {}\n", if resolved { "resolved" } else { "NOT resolved" });
-            resolved
+            let refunded = report.executed().any(|call| call.tool == "issue_refund");
+            // A refund that a human refused was handled right: it was put to the human.
+            let held = report.calls.iter().any(|call| {
+                call.approval_wait.is_some() && matches!(call.outcome, CallOutcome::Denied(_))
+            });
+            let outcome = match (refunded, held) {
+                (true, _) => "resolved",
+                (false, true) => "held: the reviewer said no",
+                (false, false) => "NOT resolved",
+            };
+            println!("   → honest ticket {outcome}\n");
+            refunded || held
         };
         all_good &= ok;
     }
@@ -216,6 +239,7 @@ async fn run(audit_path: PathBuf) -> Result<bool, String> {
     println!("   tool calls run:      {}", totals.executed);
     println!("   tool calls denied:   {}", totals.denied);
     println!("   attacks stopped:     {}/1", totals.attacks_stopped);
+    println!("   approvals asked:     {}", totals.approvals);
     println!("   money refunded:      ${:.2}", desk.total_refunded());
     let summary = verify_file(&audit_path).map_err(|e| e.to_string())?;
     println!(
@@ -231,12 +255,14 @@ struct Totals {
     executed: usize,
     denied: usize,
     attacks_stopped: usize,
+    approvals: usize,
 }
 
 impl Totals {
     fn add(&mut self, report: &TaskReport) {
         self.executed += report.executed().count();
         self.denied += report.denied().count();
+        self.approvals += report.approvals().len();
     }
 }
 

@@ -61,7 +61,9 @@ impl Options {
                         Some(PathBuf::from(args.next().ok_or("`--audit-log` needs a path")?));
                 }
                 "--approver" => {
-                    let who = args.next().ok_or("`--approver` needs one of terminal, web, approve, deny")?;
+                    let who = args
+                        .next()
+                        .ok_or("`--approver` needs one of terminal, web, approve, deny")?;
                     approver = Some(match who.as_str() {
                         "terminal" => ApproverChoice::Terminal,
                         "web" => ApproverChoice::Web,

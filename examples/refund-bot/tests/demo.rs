@@ -10,7 +10,7 @@ fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        .args(["--audit-log", log.to_str().unwrap()])
+        .args(["--audit-log", log.to_str().unwrap(), "--approver", "approve"])
         .env_remove("ANTHROPIC_API_KEY")
         .output()
         .unwrap();
@@ -27,6 +27,7 @@ fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
     assert!(stdout.contains("DENIED by Menu (unknown_tool)"), "{stdout}");
     assert!(stdout.contains("approved by script via scripted, ran"), "{stdout}");
     assert!(stdout.contains("money refunded:      $204.99"), "{stdout}");
+    assert!(stdout.contains("approvals asked:     1"), "{stdout}");
 
     // The log is there, verifies, and holds the refused calls with their reasons.
     let summary = agent_core::audit::verify_file(&log).unwrap();
@@ -50,4 +51,41 @@ fn help_explains_the_demo_and_bad_arguments_are_refused() {
     let bad = Command::new(env!("CARGO_BIN_EXE_refund-bot")).arg("--frobnicate").output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument `--frobnicate`"));
+}
+
+#[test]
+fn without_a_terminal_approval_requests_are_answered_no_and_the_honest_ticket_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["--audit-log", log.to_str().unwrap()])
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("approval requests are answered no"), "{stderr}");
+    assert!(stdout.contains("→ honest ticket held: the reviewer said no"), "{stdout}");
+    assert!(stdout.contains("money refunded:      $24.99"), "{stdout}");
+    // The no is on record, signed.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let approval = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|event| event["stage"] == "approval")
+        .unwrap();
+    assert_eq!(approval["detail"]["record"]["decision"], "denied");
+    assert!(approval["detail"]["signature"]["signature"].is_string());
+}
+
+#[test]
+fn an_unknown_approver_is_refused() {
+    let bad = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["--approver", "yolo"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown approver `yolo`"));
 }

@@ -17,6 +17,8 @@
 
 mod notary;
 mod terminal;
+pub mod web;
 
 pub use notary::{IssuerNotary, verify_approval};
 pub use terminal::{OpenTerminalError, TerminalApprover, render};
+pub use web::{StartError, WebConsole, WebConsoleConfig};

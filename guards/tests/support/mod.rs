@@ -1,6 +1,9 @@
-//! A fresh issuer in a temporary key directory, and helpers to read and forge tokens.
+//! A fresh issuer in a temporary key directory, and helpers to read and forge tokens;
+//! [`approval`] has the web approval console's.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod approval;
 
 use agent_core::{AgentId, Credential, Scope, TaskId, canonical};
 use base64::Engine;

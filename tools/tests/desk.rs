@@ -1,0 +1,286 @@
+//! The desk's own tools (refunds, tickets, e-mail, account deletion, hand-offs) and the
+//! guarantees every write keeps: one result per call id, and all or nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::json;
+use support::{Harness, state};
+use tools::records::TicketStatus;
+
+// ── Refunds ────────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn a_refund_goes_to_the_original_payment_method_and_is_recorded() {
+    let desk = Harness::mini();
+    let input = json!({"order_id": "#W1000002", "amount": 80, "reason": "lamp arrived broken"});
+    let output = desk.ok("1", "issue_refund", input).await;
+    assert_eq!(
+        output,
+        json!({
+            "order_id": "#W1000002", "refunded": 80.0, "payment_method_id": "credit_card_1111111",
+            "refunded_total": 80.0, "refundable_left": 100.0
+        })
+    );
+    let order = desk.desk.order("#W1000002").unwrap();
+    let last = order.payment_history.last().unwrap();
+    assert_eq!(
+        serde_json::to_value(last).unwrap(),
+        json!({
+            "transaction_type": "refund", "amount": 80.0, "payment_method_id": "credit_card_1111111"
+        })
+    );
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(8000));
+}
+
+#[tokio::test]
+async fn a_refund_to_a_gift_card_credits_it() {
+    let desk = Harness::mini();
+    desk.ok(
+        "1",
+        "issue_refund",
+        json!({"order_id": "#W1000004", "amount": 12.34, "reason": "late"}),
+    )
+    .await;
+    let card = &desk.desk.user("ava_lee_1002").unwrap().payment_methods["gift_card_2222222"];
+    assert_eq!(card.gift_card_cents(), Some(11_234));
+}
+
+#[tokio::test]
+async fn refunds_never_exceed_what_was_paid_minus_what_was_refunded() {
+    let desk = Harness::mini();
+    let refund = |call: &'static str, amount: f64| {
+        let desk = &desk;
+        async move {
+            desk.call(
+                call,
+                "issue_refund",
+                json!({"order_id": "#W1000002", "amount": amount, "reason": "x"}),
+            )
+            .await
+        }
+    };
+    assert!(refund("1", 180.01).await.is_err());
+    assert!(refund("2", 100.0).await.is_ok());
+    let message = refund("3", 80.01).await.unwrap_err().to_string();
+    assert!(message.contains("exceeds the $80.00 left to refund"), "{message}");
+    assert!(refund("4", 80.0).await.is_ok());
+    assert!(refund("5", 0.01).await.is_err());
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(18_000));
+    // A cancelled order was refunded in full already.
+    let message = desk
+        .rejected("6", "issue_refund", json!({"order_id": "#W1000005", "amount": 1, "reason": "x"}))
+        .await;
+    assert!(message.contains("$0.00 left"), "{message}");
+}
+
+#[tokio::test]
+async fn refund_amounts_must_be_positive_whole_cents_with_a_reason() {
+    let desk = Harness::mini();
+    let before = state(&desk.desk);
+    let message = desk
+        .rejected(
+            "1",
+            "issue_refund",
+            json!({"order_id": "#W1000002", "amount": 10.005, "reason": "x"}),
+        )
+        .await;
+    assert!(message.contains("whole cents"), "{message}");
+    let message = desk
+        .rejected(
+            "2",
+            "issue_refund",
+            json!({"order_id": "#W1000002", "amount": 10, "reason": "  "}),
+        )
+        .await;
+    assert!(message.contains("reason"), "{message}");
+    let message = desk
+        .rejected("3", "issue_refund", json!({"order_id": "#W9", "amount": 10, "reason": "x"}))
+        .await;
+    assert!(message.contains("order `#W9` not found"), "{message}");
+    assert!(
+        desk.schema_refuses(
+            "issue_refund",
+            json!({"order_id": "#W1000002", "amount": -5, "reason": "x"})
+        )
+        .await
+    );
+    assert!(
+        desk.schema_refuses(
+            "issue_refund",
+            json!({"order_id": "#W1000002", "amount": "5", "reason": "x"})
+        )
+        .await
+    );
+    assert_eq!(state(&desk.desk), before);
+}
+
+// ── One result per call ────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn a_retried_refund_refunds_once_and_returns_the_first_result() {
+    let desk = Harness::mini();
+    let input = json!({"order_id": "#W1000002", "amount": 50, "reason": "retry me"});
+    let first = desk.call("toolu_01", "issue_refund", input.clone()).await.unwrap();
+    let second = desk.call("toolu_01", "issue_refund", input).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(5000));
+    assert_eq!(desk.desk.order("#W1000002").unwrap().payment_history.len(), 2);
+}
+
+#[tokio::test]
+async fn the_same_call_id_in_another_task_is_another_call() {
+    let desk = Harness::mini();
+    let input = json!({"order_id": "#W1000002", "amount": 50, "reason": "x"});
+    desk.ok("toolu_01", "issue_refund", input.clone()).await;
+    let other_task = Harness::over(desk.desk.clone()).in_task("task-2");
+    other_task.ok("toolu_01", "issue_refund", input).await;
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(10_000));
+}
+
+#[tokio::test]
+async fn a_call_id_reused_with_other_arguments_is_refused() {
+    let desk = Harness::mini();
+    desk.ok(
+        "toolu_01",
+        "issue_refund",
+        json!({"order_id": "#W1000002", "amount": 50, "reason": "x"}),
+    )
+    .await;
+    let message = desk
+        .rejected(
+            "toolu_01",
+            "issue_refund",
+            json!({"order_id": "#W1000002", "amount": 90, "reason": "x"}),
+        )
+        .await;
+    assert!(message.contains("already used for a different call"), "{message}");
+    let message = desk
+        .rejected(
+            "toolu_01",
+            "send_email",
+            json!({"to": "a@b.example", "subject": "s", "body": "b"}),
+        )
+        .await;
+    assert!(message.contains("already used"), "{message}");
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(5000));
+    assert!(desk.desk.outbox().is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_cancellation_returns_the_first_result() {
+    let desk = Harness::mini();
+    let input = json!({"order_id": "#W1000007", "reason": "no longer needed"});
+    let first = desk.call("c1", "cancel_pending_order", input.clone()).await.unwrap();
+    // Run again, the rule would refuse (it is no longer pending): the retry gets the first answer.
+    let second = desk.call("c1", "cancel_pending_order", input).await.unwrap();
+    assert_eq!(first, second);
+    let card = &desk.desk.user("ava_lee_1002").unwrap().payment_methods["gift_card_2222222"];
+    assert_eq!(card.gift_card_cents(), Some(12_500));
+}
+
+#[tokio::test]
+async fn a_refused_call_is_not_remembered_and_a_retry_is_checked_afresh() {
+    let desk = Harness::mini();
+    let input = json!({"user_id": "liam_chen_1003"});
+    desk.rejected("d1", "delete_customer_account", input.clone()).await;
+    desk.ok(
+        "c1",
+        "cancel_pending_order",
+        json!({"order_id": "#W1000006", "reason": "no longer needed"}),
+    )
+    .await;
+    // Nothing was applied the first time, so the same call, retried, now runs.
+    desk.ok("d1", "delete_customer_account", input).await;
+    assert!(desk.desk.user("liam_chen_1003").is_none());
+}
+
+// ── Tickets ────────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn the_agent_replies_on_open_tickets_only() {
+    let desk = Harness::mini();
+    let output = desk
+        .ok("1", "reply_to_customer", json!({"ticket_id": "T-1001", "message": "Refunded $80."}))
+        .await;
+    assert_eq!(output["replies"], 1);
+    let ticket = desk.desk.ticket("T-1001").unwrap();
+    assert_eq!(
+        (ticket.replies[0].author.as_str(), ticket.replies[0].message.as_str()),
+        ("agent", "Refunded $80.")
+    );
+    assert_eq!(ticket.status, TicketStatus::Open);
+
+    let message = desk
+        .rejected("2", "reply_to_customer", json!({"ticket_id": "T-1003", "message": "hello"}))
+        .await;
+    assert!(message.contains("ticket `T-1003` is closed"), "{message}");
+    desk.rejected("3", "reply_to_customer", json!({"ticket_id": "T-404", "message": "hello"}))
+        .await;
+}
+
+#[tokio::test]
+async fn a_transfer_is_recorded_with_its_summary() {
+    let desk = Harness::mini();
+    let output =
+        desk.ok("1", "transfer_to_human_agents", json!({"summary": "wants a manager"})).await;
+    assert_eq!(output, "Transfer successful");
+    assert_eq!(desk.desk.transfers()[0].summary, "wants a manager");
+}
+
+// ── E-mail and accounts ────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn email_goes_to_the_outbox() {
+    let desk = Harness::mini();
+    let input =
+        json!({"to": "noah.brown1001@example.com", "subject": "Your refund", "body": "Done."});
+    desk.ok("1", "send_email", input).await;
+    let outbox = desk.desk.outbox();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        (outbox[0].to.as_str(), outbox[0].subject.as_str()),
+        ("noah.brown1001@example.com", "Your refund")
+    );
+    for (number, to) in
+        ["not an address", "a@b", "@example.com", "a b@example.com"].iter().enumerate()
+    {
+        let input = json!({"to": to, "subject": "s", "body": "b"});
+        let message = desk.rejected(&format!("bad-{number}"), "send_email", input).await;
+        assert!(message.contains("is not an e-mail address"), "{to}: {message}");
+    }
+    assert_eq!(desk.desk.outbox().len(), 1);
+}
+
+#[tokio::test]
+async fn an_account_is_deleted_only_without_orders_in_flight() {
+    let desk = Harness::mini();
+    let message =
+        desk.rejected("1", "delete_customer_account", json!({"user_id": "liam_chen_1003"})).await;
+    assert!(message.contains("#W1000006"), "{message}");
+    desk.ok(
+        "2",
+        "cancel_pending_order",
+        json!({"order_id": "#W1000006", "reason": "no longer needed"}),
+    )
+    .await;
+    desk.ok("3", "delete_customer_account", json!({"user_id": "liam_chen_1003"})).await;
+    assert!(desk.desk.user("liam_chen_1003").is_none());
+    // The order stays: it is a financial record.
+    assert_eq!(desk.desk.order("#W1000006").unwrap().user_id, "liam_chen_1003");
+    desk.rejected("4", "delete_customer_account", json!({"user_id": "liam_chen_1003"})).await;
+}
+
+#[tokio::test]
+async fn a_desk_saved_after_writes_reloads_the_same() {
+    let desk = Harness::mini();
+    desk.ok("1", "issue_refund", json!({"order_id": "#W1000002", "amount": 5, "reason": "x"}))
+        .await;
+    desk.ok("2", "send_email", json!({"to": "a@b.example", "subject": "s", "body": "b"})).await;
+    desk.ok("3", "transfer_to_human_agents", json!({"summary": "s"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("desk.json");
+    desk.desk.save(&path).unwrap();
+    assert_eq!(tools::Desk::load(&path).unwrap().snapshot(), desk.desk.snapshot());
+}

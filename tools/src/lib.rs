@@ -23,11 +23,16 @@
 //!
 //! Every write applies fully or not at all, and a retried call (same task and call id) returns
 //! its first result without applying again: a retried refund never refunds twice.
+//!
+//! [`mcp`] serves any list of Warden tools over the Model Context Protocol with a server that
+//! verifies Warden tokens itself (`cargo run -p tools --bin support-desk-mcp`), and imports an
+//! MCP server's tools into a menu, pinned, with the scope and effect the operator declares.
 
 mod declarations;
 mod desk;
 mod entities;
 pub mod generate;
+pub mod mcp;
 mod operations;
 pub mod records;
 

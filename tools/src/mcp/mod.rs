@@ -1,0 +1,43 @@
+//! MCP: Warden tools served to any MCP client, and any MCP server's tools imported into a menu.
+//!
+//! Both directions keep Warden's rule that nothing across a trust boundary is taken on its word.
+//!
+//! - [`McpToolServer`] serves a list of [`Tool`](agent_core::Tool)s over stdio or streamable HTTP.
+//!   Every call must carry a Warden token (the HTTP bearer, or `_meta.warden_token` over stdio);
+//!   reads accept the task token, writes and irreversible calls only a per-call token bound to the
+//!   tool and the exact arguments, spent once. The server runs each call through its own Warden
+//!   [`Pipeline`](agent_core::Pipeline) (menu, schema, the token check, a durable intent record),
+//!   so a refused call never reaches the tool. `tools/list` shows a caller only what its token
+//!   grants.
+//! - [`McpToolSource`] connects to a server (a command spawned with a cleared environment, or a
+//!   URL) and imports only the tools a menu names, as [`McpTool`]s. Their scope, effect class and
+//!   trust come from the menu, never from the server; a tool can be pinned to a digest of its
+//!   definition ([`pin_digest`]), and a server that changes a pinned definition is refused and
+//!   audited. Each call forwards the invocation's own credential and is bounded by a timeout.
+//!
+//! [`sample`] holds three small tools (a read, an irreversible refund, an email) that exercise
+//! each path; the tests, the benchmark and the `support-desk-mcp` binary use them until the
+//! desk's own tools are wired in.
+
+mod client;
+mod http;
+mod http_client;
+mod pin;
+pub mod sample;
+mod server;
+
+pub use client::{
+    Import, ImportRefusal, McpEndpoint, McpTool, McpToolSource, OfferedTool, SourceError,
+    SourceOptions, ToolImport, Withdrawal,
+};
+pub use http::{HttpServer, MCP_PATH};
+pub use pin::pin_digest;
+pub use server::{GUARD_NAME, McpToolServer, ServeError};
+
+/// The `_meta` key that carries a Warden token over stdio (and any byte stream): over HTTP the
+/// token is the bearer header instead, and this key is ignored.
+pub const META_TOKEN: &str = "warden_token";
+
+/// The `_meta` key that carries the caller's call id, so the server's audit events can be joined
+/// with the caller's.
+pub const META_CALL_ID: &str = "warden_call_id";

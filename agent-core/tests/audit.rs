@@ -348,3 +348,68 @@ async fn every_event_is_mirrored_to_tracing_under_the_audit_target() {
     assert_eq!(denial["fields"]["stage"], "menu");
     assert_eq!(denial["fields"]["hash"], sink.inner.events()[0].hash);
 }
+
+#[tokio::test]
+async fn the_query_store_mirrors_every_event_and_can_be_rebuilt_from_the_chain() {
+    use agent_core::audit::{AuditQuery, AuditStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let store = Arc::new(AuditStore::open(dir.path().join("audit.sqlite")).unwrap());
+    let log = AuditLog::new(Arc::new(JsonlSink::open(&path, Fsync::OnCommit).unwrap()))
+        .with_mirror(store.clone());
+    let timeline = Timeline::default();
+    let tool = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline);
+    let menu = Arc::new(ToolMenu::new([Arc::new(tool) as Arc<dyn Tool>]).unwrap());
+    let pipeline = Pipeline::new(menu, log)
+        .with_guard(Arc::new(ScriptedGuard::new("policy").on("bad", support::Verdict::Deny)));
+    let ok = pipeline
+        .authorize(&request("good", "issue_refund", json!({"order_id": "#W1"})), &context())
+        .await
+        .unwrap();
+    pipeline.menu().invoke(ok).await.unwrap();
+    let _ = pipeline
+        .authorize(&request("bad", "issue_refund", json!({"order_id": "#W2"})), &context())
+        .await
+        .unwrap_err();
+    let _ =
+        pipeline.authorize(&request("x", "send_email", json!({})), &context()).await.unwrap_err();
+
+    let all = verify_file(&path).unwrap().events;
+    assert_eq!(store.len().unwrap(), all);
+    let denied =
+        store.query(&AuditQuery { verdict: Some("deny".into()), ..AuditQuery::default() }).unwrap();
+    let codes: Vec<&str> = denied.iter().map(|e| e.event.reasons[0].code.as_str()).collect();
+    assert_eq!(codes, ["unknown_tool", "scripted_deny"], "newest first");
+    let refunds = store
+        .query(&AuditQuery {
+            tool: Some("issue_refund".into()),
+            verdict: Some("succeeded".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert!(
+        store
+            .query(&AuditQuery {
+                since: Some("2999-01-01T00:00:00.000Z".into()),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
+
+    // The chain is the source of truth: a fresh store rebuilt from it answers the same.
+    let rebuilt = AuditStore::in_memory().unwrap();
+    assert_eq!(rebuilt.rebuild_from(&path).unwrap(), all);
+    assert_eq!(
+        rebuilt.query(&AuditQuery::default()).unwrap(),
+        store.query(&AuditQuery::default()).unwrap()
+    );
+    // A chain that does not verify is not loaded.
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(&path).unwrap().lines().map(str::to_owned).collect();
+    lines.swap(1, 2);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    assert!(rebuilt.rebuild_from(&path).is_err());
+    assert_eq!(rebuilt.len().unwrap(), all, "a refused rebuild leaves the store as it was");
+}

@@ -13,16 +13,19 @@
 //!   `fsync`s); the production sink.
 //! - [`MemorySink`]: events in memory, for tests; it can be told to fail.
 //! - [`verify_file`]: walks a log and reports the first broken, missing or reordered link.
+//! - [`AuditStore`]: a SQLite mirror for queries, rebuilt from the chain at will.
 
 mod chain;
 mod jsonl;
 mod memory;
 pub mod redact;
+mod store;
 mod verify;
 
 pub use chain::{Chain, GENESIS_HASH};
 pub use jsonl::{Fsync, JsonlSink};
 pub use memory::MemorySink;
+pub use store::{AuditQuery, AuditStore, StoreError};
 pub use verify::{BreakKind, ChainBreak, ChainSummary, VerifyError, verify_file, verify_lines};
 
 use crate::guard::Reason;

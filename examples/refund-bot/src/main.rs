@@ -18,12 +18,13 @@
 //! The guards here are deliberately small stand-ins; the Cedar policy, the credentials and the
 //! full support desk replace them as they land (see the issues in the tracker).
 
+mod audit_cli;
 mod desk;
 mod options;
 
 use agent_core::agent::CallOutcome;
 use agent_core::approval::ScriptedAnswer;
-use agent_core::audit::{AuditLog, Fsync, JsonlSink, verify_file};
+use agent_core::audit::{AuditLog, AuditStore, Fsync, JsonlSink, verify_file};
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
 use agent_core::{
     Agent, AgentId, Approver, Pipeline, ScriptedApprover, Task, TaskId, TaskReport, ToolMenu,
@@ -116,7 +117,11 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let options = match Options::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("audit") {
+        return audit_cli::run(&args[1..]);
+    }
+    let options = match Options::parse(args) {
         Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
         Err(message) => {
@@ -162,7 +167,12 @@ async fn run(options: Options) -> Result<bool, String> {
     let sink = JsonlSink::open(&audit_path, Fsync::OnCommit).map_err(|e| e.to_string())?;
     let menu = ToolMenu::new(desk.menu_tools()).map_err(|e| e.to_string())?;
     let verifier = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
-    let pipeline = Pipeline::new(Arc::new(menu), AuditLog::new(Arc::new(sink)))
+    // Every event is mirrored into a SQLite store for questions; the JSONL chain stays the
+    // source of truth (`refund-bot audit query` rebuilds a store from it).
+    let store_path = audit_path.with_extension("sqlite");
+    let store = AuditStore::open(&store_path).map_err(|e| e.to_string())?;
+    let audit = AuditLog::new(Arc::new(sink)).with_mirror(Arc::new(store));
+    let pipeline = Pipeline::new(Arc::new(menu), audit)
         .with_guard(Arc::new(CredentialGuard::new(verifier, desk::AUDIENCE)))
         .with_guard(Arc::new(policy))
         .with_approver(approver(options.approver).await?, APPROVAL_TIMEOUT)
@@ -246,6 +256,11 @@ async fn run(options: Options) -> Result<bool, String> {
         "   audit log:           {} ({} events, hash chain verified)",
         audit_path.display(),
         summary.events
+    );
+    println!("   query store:         {}", store_path.display());
+    println!(
+        "   try:                 cargo run -q -p refund-bot -- audit query {} --verdict deny",
+        audit_path.display()
     );
     Ok(all_good)
 }

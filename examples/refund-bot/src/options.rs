@@ -27,6 +27,8 @@ pub enum ApproverChoice {
 /// The usage text.
 pub const USAGE: &str = "\
 Usage: refund-bot [--audit-log PATH] [--approver terminal|web|approve|deny]
+       refund-bot audit verify PATH
+       refund-bot audit query PATH [--agent A] [--task T] [--tool T] [--verdict V] [--since TIME] [--json]
 
 Runs the offline refund-bot demo: three support tickets, one of them a prompt injection, handled
 by a model that obeys the injection, with Warden's guards in front of every tool call.

@@ -89,3 +89,52 @@ fn an_unknown_approver_is_refused() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown approver `yolo`"));
 }
+
+#[test]
+fn audit_verify_and_query_answer_from_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let run = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["--audit-log", log.to_str().unwrap(), "--approver", "approve"])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    // The run mirrored every event into the query store beside the log.
+    assert!(dir.path().join("audit.sqlite").exists());
+
+    let query = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["audit", "query", log.to_str().unwrap(), "--verdict", "deny", "--json"])
+        .output()
+        .unwrap();
+    assert!(query.status.success());
+    let denied: Vec<serde_json::Value> = String::from_utf8_lossy(&query.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let codes: Vec<&str> =
+        denied.iter().map(|event| event["reasons"][0]["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["unknown_tool", "refund_exceeds_payment", "cross_customer"]);
+
+    let verify = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+            .args(["audit", "verify", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(verify(&log).status.success());
+    // Someone edits one event: verification fails and names the line; queries refuse the log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let edited = lines.iter().position(|line| line.contains("\"verdict\":\"allow\"")).unwrap();
+    lines[edited] = lines[edited].replacen("\"verdict\":\"allow\"", "\"verdict\":\"deny\"", 1);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let broken = verify(&log);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&broken.stderr);
+    assert!(said.contains(&format!("line {}", edited + 1)), "{said}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .args(["audit", "query", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

@@ -9,7 +9,12 @@ pub struct Options {
     pub audit_path: PathBuf,
     /// Who answers approval requests.
     pub approver: ApproverChoice,
+    /// The Claude model id, used when `ANTHROPIC_API_KEY` is set.
+    pub model: String,
 }
+
+/// The model the demo asks for when a key is set; ids move fast, so `--model` overrides it.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-5";
 
 /// Who answers approval requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +31,7 @@ pub enum ApproverChoice {
 
 /// The usage text.
 pub const USAGE: &str = "\
-Usage: refund-bot [--audit-log PATH] [--approver terminal|web|approve|deny]
+Usage: refund-bot [--audit-log PATH] [--approver terminal|web|approve|deny] [--model ID]
        refund-bot audit verify PATH
        refund-bot audit query PATH [--agent A] [--task T] [--tool T] [--verdict V] [--since TIME] [--json]
 
@@ -41,9 +46,12 @@ Options:
                        web       the web console on 127.0.0.1 (prints its address and token)
                        approve   a script that says yes
                        deny      a script that says no (the default when not interactive)
+  --model ID         the Claude model when ANTHROPIC_API_KEY is set (default: claude-sonnet-5)
   -h, --help         print this help
 
 Environment:
+  ANTHROPIC_API_KEY  run the tickets on real Claude instead of the offline scripted model
+  ANTHROPIC_BASE_URL where the Messages API is (default: the public API)
   RUST_LOG           log filter for stderr, e.g. `audit=info` to mirror every audit event";
 
 impl Options {
@@ -52,6 +60,7 @@ impl Options {
         let mut args = args.into_iter();
         let mut audit_path = None;
         let mut approver = None;
+        let mut model = DEFAULT_MODEL.to_owned();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "-h" | "--help" => {
@@ -78,6 +87,7 @@ impl Options {
                         }
                     });
                 }
+                "--model" => model = args.next().ok_or("`--model` needs a model id")?,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -94,6 +104,7 @@ impl Options {
             } else {
                 ApproverChoice::Deny
             }),
+            model,
         }))
     }
 }

@@ -73,11 +73,13 @@ const SCHEMA: &str = "
         hash TEXT NOT NULL,
         event TEXT NOT NULL
     );
+    -- Each filter's index is ordered by seq, so a newest-first query with a limit walks the index
+    -- backwards and stops after N matches instead of sorting every match.
     CREATE INDEX IF NOT EXISTS events_time ON events (time);
-    CREATE INDEX IF NOT EXISTS events_agent ON events (agent, time);
-    CREATE INDEX IF NOT EXISTS events_task ON events (task, seq);
-    CREATE INDEX IF NOT EXISTS events_tool ON events (tool, time);
-    CREATE INDEX IF NOT EXISTS events_verdict ON events (verdict, time);
+    CREATE INDEX IF NOT EXISTS events_agent_seq ON events (agent, seq);
+    CREATE INDEX IF NOT EXISTS events_task_seq ON events (task, seq);
+    CREATE INDEX IF NOT EXISTS events_tool_seq ON events (tool, seq);
+    CREATE INDEX IF NOT EXISTS events_verdict_seq ON events (verdict, seq);
 ";
 
 impl AuditStore {
@@ -99,6 +101,20 @@ impl AuditStore {
     pub fn insert(&self, sealed: &SealedEvent) -> Result<(), StoreError> {
         let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         insert(&connection, sealed)
+    }
+
+    /// Adds many events in one transaction (much faster than one by one).
+    pub fn insert_all<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a SealedEvent>,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection.transaction()?;
+        for sealed in events {
+            insert(&transaction, sealed)?;
+        }
+        transaction.commit()?;
+        Ok(())
     }
 
     /// Empties the store and fills it from the JSONL chain at `path`, after verifying the chain:
@@ -124,19 +140,33 @@ impl AuditStore {
 
     /// The events matching `query`, newest first.
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<SealedEvent>, StoreError> {
-        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection.prepare_cached(
-            "SELECT event FROM events
-             WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR task = ?2)
-               AND (?3 IS NULL OR tool = ?3) AND (?4 IS NULL OR verdict = ?4)
-               AND (?5 IS NULL OR time >= ?5)
-             ORDER BY seq DESC LIMIT ?6",
-        )?;
+        // Only the filters given go into the SQL, so SQLite can use the index each one has
+        // (`column = ? OR ? IS NULL` defeats the planner and scans every row).
+        let mut clauses = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        for (column, value) in [
+            ("agent = ?", &query.agent),
+            ("task = ?", &query.task),
+            ("tool = ?", &query.tool),
+            ("verdict = ?", &query.verdict),
+            ("time >= ?", &query.since),
+        ] {
+            if let Some(value) = value {
+                clauses.push(column);
+                values.push(value);
+            }
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
         let limit = query.limit.map_or(-1, i64::from);
-        let rows = statement.query_map(
-            params![query.agent, query.task, query.tool, query.verdict, query.since, limit],
-            |row| row.get::<_, String>(0),
-        )?;
+        let sql = format!("SELECT event FROM events {filter} ORDER BY seq DESC LIMIT {limit}");
+        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection.prepare_cached(&sql)?;
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(values), |row| row.get::<_, String>(0))?;
         let mut events = Vec::new();
         for row in rows {
             let text = row?;

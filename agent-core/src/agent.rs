@@ -436,6 +436,8 @@ impl<'a> TaskRun<'a> {
             "model": self.agent.model_id,
             "on_behalf_of": self.ctx.on_behalf_of,
             "tainted": self.ctx.tainted(),
+            // The menu on record lets a review find tools granted but never used.
+            "menu": self.agent.pipeline.menu().specs().map(|spec| spec.name.as_str()).collect::<Vec<_>>(),
         }));
         match self.agent.pipeline.audit().record(event, Commit::Buffered).await {
             Ok(_) => Ok(()),

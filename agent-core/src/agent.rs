@@ -21,6 +21,7 @@ use crate::model::{ContentBlock, Message, Model, ModelRequest, Role, StopReason}
 use crate::pipeline::{CallRequest, Denied, Pipeline};
 use crate::tool::Scope;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -438,6 +439,14 @@ impl<'a> TaskRun<'a> {
             "tainted": self.ctx.tainted(),
             // The menu on record lets a review find tools granted but never used.
             "menu": self.agent.pipeline.menu().specs().map(|spec| spec.name.as_str()).collect::<Vec<_>>(),
+            // And each tool's effect class, so it can count the irreversible calls that ran.
+            "effects": self
+                .agent
+                .pipeline
+                .menu()
+                .specs()
+                .map(|spec| (spec.name.as_str(), spec.effect.as_str()))
+                .collect::<BTreeMap<_, _>>(),
         }));
         match self.agent.pipeline.audit().record(event, Commit::Buffered).await {
             Ok(_) => Ok(()),

@@ -14,11 +14,13 @@
 //! - [`MemorySink`]: events in memory, for tests; it can be told to fail.
 //! - [`verify_file`]: walks a log and reports the first broken, missing or reordered link.
 //! - [`AuditStore`]: a SQLite mirror for queries, rebuilt from the chain at will.
+//! - [`review::Review`]: the weekly review of a period, per agent, as Markdown.
 
 mod chain;
 mod jsonl;
 mod memory;
 pub mod redact;
+pub mod review;
 mod store;
 mod verify;
 

@@ -1,0 +1,563 @@
+//! The audit review: what each agent did in a period, what it was refused and why, and what it
+//! was allowed to do but never did, computed from the audit chain and written as Markdown.
+//!
+//! The chain answers "what happened to call X?"; a review answers "is this agent's setup still
+//! right?". Build one with [`Review::from_events`] over the (verified) events of a period and
+//! print [`Review::to_markdown`]. Per agent it shows:
+//!
+//! - **Calls**: tasks run, tool calls asked for, executed (the tool ran, successfully or not) and
+//!   denied (some stage refused it), in total and per tool on the menu.
+//! - **Scope to trim**: tools on the agent's menu (as recorded when each task started) that the
+//!   agent never asked for in the period. Each is a grant nobody uses, and every grant is
+//!   something a prompt-injected model can reach for. Unless the tool is for a rare job that did
+//!   not come up this period, take it off the agent's menu; if only some tasks need it, give it
+//!   to a subagent cut for those tasks instead.
+//! - **Denials by reason**: refusals grouped by where they happened (menu, schema, which guard,
+//!   approval) and the reason code, with one example call each. A steady reason is usually a
+//!   model or prompt problem (the agent keeps asking for something policy never allows); a new
+//!   one is worth reading in the log (`audit query --task …`).
+//! - **Approvals**: how each request put to a human ended (`approved`, `denied`, `expired`,
+//!   `channel_failed`, …) and how long it waited. Many `expired` answers mean the reviewers are
+//!   not there when asked; long waits mean the approval rule asks too often.
+//! - **Budget use**: money moved by calls that succeeded, as a guard recorded it before the call
+//!   (`detail.context.amount_cents`, the policy guard's Cedar context), and irreversible calls
+//!   that ran (the effect classes come from the task-start event's `detail.effects`).
+//! - **Anomalies**: tasks with [`DENIAL_BURST`] or more denials (a model pushing against its
+//!   limits, often an injected one), calls to tools not on the menu, tasks that ended other than
+//!   `completed`, and tools that failed.
+//!
+//! A review never shows what a call asked for: arguments come from the model and may carry an
+//! attacker's text. It names calls by task, tool and reason code only, and every name it prints
+//! is escaped for Markdown (see [`Review::to_markdown`]).
+
+mod markdown;
+
+use super::{SealedEvent, Stage, Verdict};
+use crate::ids::{AgentId, TaskId};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How many denials in one task make a burst worth a look.
+pub const DENIAL_BURST: u64 = 3;
+
+/// What the agents of one period did, ready to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// The period covered; `None` when it was not given and there were no events to span.
+    pub period: Option<Period>,
+    /// How many events the review is built from.
+    pub events: u64,
+    /// One entry per agent, by agent id.
+    pub agents: Vec<AgentReview>,
+}
+
+/// The stretch of time a review covers, both ends included, as RFC 3339 UTC with milliseconds:
+/// the log's own format, so an event's time compares with the ends as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// The first instant covered.
+    pub from: String,
+    /// The last instant covered.
+    pub to: String,
+}
+
+/// Why a period could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeriodError {
+    /// A time is not RFC 3339.
+    #[error("`{0}` is not an RFC 3339 time (such as `2026-11-19T00:00:00Z`)")]
+    InvalidTime(String),
+    /// The period ends before it starts.
+    #[error("the period starts at `{from}`, after it ends at `{to}`")]
+    Reversed {
+        /// The start given.
+        from: String,
+        /// The end given.
+        to: String,
+    },
+}
+
+/// One agent's part of a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReview {
+    /// The agent.
+    pub agent: AgentId,
+    /// Tasks started in the period.
+    pub tasks: u64,
+    /// Every call the agent asked for.
+    pub calls: CallCounts,
+    /// Calls per tool on the agent's menu, by tool name (unused tools included).
+    pub tools: Vec<ToolUse>,
+    /// Tools on the menu never asked for in the period, by name.
+    pub scope_to_trim: Vec<String>,
+    /// Denials grouped by stage, guard and reason code; most frequent first.
+    pub denials: Vec<DenialGroup>,
+    /// Approval requests grouped by outcome; most frequent first.
+    pub approvals: Vec<ApprovalGroup>,
+    /// Money and irreversible effects.
+    pub budget: BudgetUse,
+    /// What deserves a look.
+    pub anomalies: Anomalies,
+}
+
+/// How many calls were asked for, executed and denied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// Calls the model asked for.
+    pub asked: u64,
+    /// Calls whose tool ran (its outcome, success or failure, is on record).
+    pub executed: u64,
+    /// Calls some stage refused.
+    pub denied: u64,
+}
+
+/// One menu tool's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUse {
+    /// The tool.
+    pub tool: String,
+    /// Its calls.
+    pub calls: CallCounts,
+}
+
+/// Denials with the same stage, guard and reason code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenialGroup {
+    /// The stage that refused.
+    pub stage: Stage,
+    /// The guard that refused, for [`Stage::Guard`].
+    pub guard: Option<String>,
+    /// The reason code.
+    pub code: String,
+    /// How many calls.
+    pub count: u64,
+    /// The first of them.
+    pub example: CallRef,
+}
+
+/// A call named safely: its task and tool, never its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CallRef {
+    /// The task.
+    pub task: TaskId,
+    /// The tool as the model named it (untrusted text: escape it before showing it).
+    pub tool: String,
+}
+
+/// Approval requests that ended the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalGroup {
+    /// `approved`, `denied`, `expired`, `channel_failed`, or another refusal code.
+    pub outcome: String,
+    /// How many requests.
+    pub count: u64,
+    /// The median wait in milliseconds, over the requests whose wait is on record.
+    pub median_wait_ms: Option<u64>,
+    /// The longest wait in milliseconds.
+    pub max_wait_ms: Option<u64>,
+}
+
+/// What the agent's executed calls spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetUse {
+    /// Money moved by calls that succeeded, in cents.
+    pub money_cents: i64,
+    /// How many succeeded calls moved money.
+    pub money_calls: u64,
+    /// Calls to irreversible tools that ran; `None` when no task recorded its tools' effects.
+    pub irreversible_calls: Option<u64>,
+}
+
+/// What deserves a look, each list sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    /// Tasks with [`DENIAL_BURST`] or more denials, with how many.
+    pub denial_bursts: Vec<(TaskId, u64)>,
+    /// Calls to tools not on the menu, grouped by tool name.
+    pub off_menu: Vec<Occurrences>,
+    /// Tasks that ended other than `completed`, with the end's reason code.
+    pub abnormal_ends: Vec<(TaskId, String)>,
+    /// Calls whose tool failed, grouped by tool and reason code.
+    pub failures: Vec<Occurrences>,
+}
+
+/// Calls with the same tool and reason code, with a count and the first call's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrences {
+    /// The tool as the model named it (untrusted text).
+    pub tool: String,
+    /// The reason code.
+    pub code: String,
+    /// How many calls.
+    pub count: u64,
+    /// The task of the first.
+    pub example_task: TaskId,
+}
+
+impl Anomalies {
+    /// How many anomalies of every kind.
+    pub fn len(&self) -> usize {
+        self.denial_bursts.len()
+            + self.off_menu.len()
+            + self.abnormal_ends.len()
+            + self.failures.len()
+    }
+
+    /// Whether nothing deserves a look.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Period {
+    /// The period from `from` to `to`, each RFC 3339 in any offset.
+    pub fn new(from: &str, to: &str) -> Result<Self, PeriodError> {
+        let (from_time, to_time) = (parse_time(from)?, parse_time(to)?);
+        if from_time > to_time {
+            return Err(PeriodError::Reversed { from: from.to_owned(), to: to.to_owned() });
+        }
+        Ok(Self { from: log_time(from_time), to: log_time(to_time) })
+    }
+
+    /// The `days` days up to and including `to`: the default week of a weekly review.
+    pub fn days_before(to: &str, days: u32) -> Result<Self, PeriodError> {
+        let to_time = parse_time(to)?;
+        let from_time = to_time - time::Duration::days(i64::from(days));
+        Ok(Self { from: log_time(from_time), to: log_time(to_time) })
+    }
+
+    /// Whether an event at `time` (as the log writes it) falls in the period.
+    pub fn contains(&self, time: &str) -> bool {
+        self.from.as_str() <= time && time <= self.to.as_str()
+    }
+}
+
+impl Review {
+    /// The review of `events` (in any order) that fall in `period`; of all of them, spanning the
+    /// first to the last, when `period` is `None`. Verify the chain before: the review trusts
+    /// what it is given.
+    pub fn from_events(
+        events: impl IntoIterator<Item = SealedEvent>,
+        period: Option<Period>,
+    ) -> Self {
+        let mut events: Vec<SealedEvent> = events
+            .into_iter()
+            .filter(|sealed| period.as_ref().is_none_or(|p| p.contains(&sealed.event.time)))
+            .collect();
+        events.sort_by_key(|sealed| sealed.seq);
+        let period = period.or_else(|| span_of(&events));
+        let mut tallies: BTreeMap<AgentId, AgentTally> = BTreeMap::new();
+        for sealed in &events {
+            tallies.entry(sealed.event.agent.clone()).or_default().add(sealed);
+        }
+        Self {
+            period,
+            events: events.len() as u64,
+            agents: tallies.into_iter().map(|(agent, tally)| tally.into_review(agent)).collect(),
+        }
+    }
+
+    /// Calls of every agent, added up.
+    pub fn total_calls(&self) -> CallCounts {
+        self.agents.iter().fold(CallCounts::default(), |total, agent| CallCounts {
+            asked: total.asked + agent.calls.asked,
+            executed: total.executed + agent.calls.executed,
+            denied: total.denied + agent.calls.denied,
+        })
+    }
+}
+
+/// Everything seen of one agent so far, while walking the events in order.
+#[derive(Default)]
+struct AgentTally {
+    tasks: BTreeSet<TaskId>,
+    menu: BTreeSet<String>,
+    effects: BTreeMap<String, String>,
+    effects_recorded: bool,
+    /// By task and call id (a model's call ids are unique within a task only).
+    calls: BTreeMap<(TaskId, String), CallTally>,
+    /// Waits of approval requests by outcome (`None` when the wait is not on record).
+    approvals: BTreeMap<String, Vec<Option<u64>>>,
+    abnormal_ends: Vec<(TaskId, String)>,
+}
+
+/// One call's fate, as its events tell it.
+struct CallTally {
+    seq: u64,
+    task: TaskId,
+    tool: String,
+    denial: Option<Denial>,
+    ran: bool,
+    failure: Option<String>,
+    amount_cents: Option<i64>,
+}
+
+/// Where and why a call was refused.
+struct Denial {
+    stage: Stage,
+    guard: Option<String>,
+    code: String,
+}
+
+impl AgentTally {
+    fn add(&mut self, sealed: &SealedEvent) {
+        if sealed.event.stage == Stage::Task {
+            self.add_task_event(sealed);
+        } else {
+            self.add_call_event(sealed);
+        }
+    }
+
+    fn add_call_event(&mut self, sealed: &SealedEvent) {
+        let event = &sealed.event;
+        let Some(call_id) = &event.call_id else { return };
+        let call = self
+            .calls
+            .entry((event.task.clone(), call_id.as_str().to_owned()))
+            .or_insert_with(|| CallTally {
+                seq: sealed.seq,
+                task: event.task.clone(),
+                tool: event.tool.clone().unwrap_or_default(),
+                denial: None,
+                ran: false,
+                failure: None,
+                amount_cents: None,
+            });
+        let code = event.reasons.first().map(|reason| reason.code.clone()).unwrap_or_default();
+        match (event.stage, event.verdict) {
+            (stage, Verdict::Deny) => {
+                call.denial =
+                    Some(Denial { stage, guard: event.guard.clone(), code: code.clone() });
+            }
+            (Stage::Guard, Verdict::Allow | Verdict::NeedsApproval) => {
+                call.amount_cents = call.amount_cents.or_else(|| amount_cents(&event.detail));
+            }
+            (Stage::Outcome, Verdict::Succeeded) => call.ran = true,
+            (Stage::Outcome, _) => {
+                call.ran = true;
+                call.failure = Some(code.clone());
+            }
+            _ => {}
+        }
+        if event.stage == Stage::Approval {
+            let outcome =
+                if event.verdict == Verdict::Allow { "approved".to_owned() } else { code };
+            let waited = event.detail.pointer("/record/waited_ms").and_then(Value::as_u64);
+            self.approvals.entry(outcome).or_default().push(waited);
+        }
+    }
+
+    fn add_task_event(&mut self, sealed: &SealedEvent) {
+        let event = &sealed.event;
+        match event.verdict {
+            Verdict::Started => {
+                self.tasks.insert(event.task.clone());
+                self.menu.extend(strings(event.detail.get("menu")));
+                if let Some(effects) = event.detail.get("effects").and_then(Value::as_object) {
+                    self.effects_recorded = true;
+                    for (tool, effect) in effects {
+                        let effect = effect.as_str().unwrap_or_default().to_owned();
+                        self.effects.insert(tool.clone(), effect);
+                    }
+                }
+            }
+            Verdict::Ended => {
+                let code = event.reasons.first().map_or("", |reason| reason.code.as_str());
+                if code != "completed" {
+                    self.abnormal_ends.push((event.task.clone(), code.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn into_review(self, agent: AgentId) -> AgentReview {
+        let tools = self.tool_uses();
+        let scope_to_trim =
+            tools.iter().filter(|tool| tool.calls.asked == 0).map(|t| t.tool.clone()).collect();
+        AgentReview {
+            agent,
+            tasks: self.tasks.len() as u64,
+            calls: counts(self.calls.values()),
+            scope_to_trim,
+            tools,
+            denials: self.denial_groups(),
+            approvals: approval_groups(&self.approvals),
+            budget: self.budget_use(),
+            anomalies: self.anomalies(),
+        }
+    }
+
+    fn tool_uses(&self) -> Vec<ToolUse> {
+        self.menu
+            .iter()
+            .map(|tool| ToolUse {
+                tool: tool.clone(),
+                calls: counts(self.calls.values().filter(|call| &call.tool == tool)),
+            })
+            .collect()
+    }
+
+    fn calls_in_order(&self) -> Vec<&CallTally> {
+        let mut calls: Vec<&CallTally> = self.calls.values().collect();
+        calls.sort_by_key(|call| call.seq);
+        calls
+    }
+
+    fn denial_groups(&self) -> Vec<DenialGroup> {
+        // Calls in order, so the first call of a group is its example.
+        let mut groups: BTreeMap<(&str, Option<&str>, &str), DenialGroup> = BTreeMap::new();
+        for call in self.calls_in_order() {
+            let Some(denial) = &call.denial else { continue };
+            let key = (denial.stage.as_str(), denial.guard.as_deref(), denial.code.as_str());
+            let group = groups.entry(key).or_insert_with(|| DenialGroup {
+                stage: denial.stage,
+                guard: denial.guard.clone(),
+                code: denial.code.clone(),
+                count: 0,
+                example: CallRef { task: call.task.clone(), tool: call.tool.clone() },
+            });
+            group.count += 1;
+        }
+        most_frequent_first(groups.into_values().collect(), |group| group.count)
+    }
+
+    fn budget_use(&self) -> BudgetUse {
+        let succeeded = self.calls.values().filter(|call| call.ran && call.failure.is_none());
+        let moved: Vec<i64> = succeeded.filter_map(|call| call.amount_cents).collect();
+        let irreversible = self.calls.values().filter(|call| {
+            call.ran && self.effects.get(&call.tool).is_some_and(|effect| effect == "irreversible")
+        });
+        BudgetUse {
+            money_cents: moved.iter().sum(),
+            money_calls: moved.iter().filter(|cents| **cents != 0).count() as u64,
+            irreversible_calls: self.effects_recorded.then(|| irreversible.count() as u64),
+        }
+    }
+
+    fn anomalies(&self) -> Anomalies {
+        let calls = self.calls_in_order();
+        let mut denials_per_task: BTreeMap<&TaskId, u64> = BTreeMap::new();
+        for call in calls.iter().filter(|call| call.denial.is_some()) {
+            *denials_per_task.entry(&call.task).or_default() += 1;
+        }
+        let off_menu = occurrences(&calls, |call| {
+            let denial = call.denial.as_ref().filter(|denial| denial.stage == Stage::Menu)?;
+            Some(denial.code.clone())
+        });
+        let failures = occurrences(&calls, |call| call.failure.clone());
+        let mut abnormal_ends = self.abnormal_ends.clone();
+        abnormal_ends.sort();
+        Anomalies {
+            denial_bursts: denials_per_task
+                .into_iter()
+                .filter(|(_, denials)| *denials >= DENIAL_BURST)
+                .map(|(task, denials)| (task.clone(), denials))
+                .collect(),
+            off_menu,
+            abnormal_ends,
+            failures,
+        }
+    }
+}
+
+/// Groups the calls for which `code_of` gives a reason code, by tool and code: counts, and the
+/// first call's task as the example (`calls` are in order).
+fn occurrences(
+    calls: &[&CallTally],
+    code_of: impl Fn(&CallTally) -> Option<String>,
+) -> Vec<Occurrences> {
+    let mut groups: BTreeMap<(String, String), Occurrences> = BTreeMap::new();
+    for call in calls {
+        let Some(code) = code_of(call) else { continue };
+        let group = groups.entry((call.tool.clone(), code.clone())).or_insert_with(|| {
+            Occurrences { tool: call.tool.clone(), code, count: 0, example_task: call.task.clone() }
+        });
+        group.count += 1;
+    }
+    most_frequent_first(groups.into_values().collect(), |group| group.count)
+}
+
+/// Sorts by count, highest first; a stable sort, so equal counts keep their (sorted) order.
+fn most_frequent_first<T>(mut items: Vec<T>, count: impl Fn(&T) -> u64) -> Vec<T> {
+    items.sort_by_key(|item| std::cmp::Reverse(count(item)));
+    items
+}
+
+fn counts<'a>(calls: impl Iterator<Item = &'a CallTally>) -> CallCounts {
+    calls.fold(CallCounts::default(), |total, call| CallCounts {
+        asked: total.asked + 1,
+        executed: total.executed + u64::from(call.ran),
+        denied: total.denied + u64::from(call.denial.is_some()),
+    })
+}
+
+fn approval_groups(approvals: &BTreeMap<String, Vec<Option<u64>>>) -> Vec<ApprovalGroup> {
+    let groups: Vec<ApprovalGroup> = approvals
+        .iter()
+        .map(|(outcome, waits)| {
+            let mut known: Vec<u64> = waits.iter().flatten().copied().collect();
+            known.sort_unstable();
+            ApprovalGroup {
+                outcome: outcome.clone(),
+                count: waits.len() as u64,
+                median_wait_ms: median(&known),
+                max_wait_ms: known.last().copied(),
+            }
+        })
+        .collect();
+    most_frequent_first(groups, |group| group.count)
+}
+
+/// The median of sorted values: the middle one, or the mean of the two middle ones.
+fn median(sorted: &[u64]) -> Option<u64> {
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => sorted.get(middle).copied(),
+        _ => Some(sorted.get(middle - 1)?.midpoint(*sorted.get(middle)?)),
+    }
+}
+
+/// The amount a guard recorded for a call, in cents: the policy guard puts it in its Cedar
+/// context.
+fn amount_cents(detail: &Value) -> Option<i64> {
+    detail
+        .pointer("/context/amount_cents")
+        .or_else(|| detail.get("amount_cents"))
+        .and_then(Value::as_i64)
+}
+
+fn strings(value: Option<&Value>) -> impl Iterator<Item = String> + '_ {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_str().map(str::to_owned))
+}
+
+/// The first to the last event's time.
+fn span_of(events: &[SealedEvent]) -> Option<Period> {
+    let from = events.iter().map(|sealed| &sealed.event.time).min()?;
+    let to = events.iter().map(|sealed| &sealed.event.time).max()?;
+    Some(Period { from: from.clone(), to: to.clone() })
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, PeriodError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| PeriodError::InvalidTime(text.to_owned()))
+}
+
+/// A time as the log writes it: RFC 3339 UTC with milliseconds.
+fn log_time(time: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    let utc = time.to_offset(time::UtcOffset::UTC);
+    utc.format(&format).unwrap_or_else(|_| utc.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests;

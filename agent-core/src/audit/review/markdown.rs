@@ -78,7 +78,7 @@ fn write_agent(out: &mut String, agent: &AgentReview) {
         ),
     );
     write_tools(out, agent);
-    write_scope_to_trim(out, &agent.scope_to_trim);
+    write_scope_to_trim(out, agent);
     write_denials(out, &agent.denials);
     write_approvals(out, &agent.approvals);
     write_budget(out, &agent.budget);
@@ -98,8 +98,13 @@ fn write_tools(out: &mut String, agent: &AgentReview) {
     }
 }
 
-fn write_scope_to_trim(out: &mut String, unused: &[String]) {
+fn write_scope_to_trim(out: &mut String, agent: &AgentReview) {
     heading(out, "Scope to trim");
+    let unused = &agent.scope_to_trim;
+    if agent.tools.is_empty() {
+        line(out, "Unknown: no menu on record to compare the calls with.");
+        return;
+    }
     if unused.is_empty() {
         line(out, "None: every tool on the menu was asked for.");
         return;

@@ -461,3 +461,12 @@ fn an_empty_log_makes_a_review_that_says_so() {
          denied; 0 approval requests; 0 anomalies.\n"
     );
 }
+
+#[test]
+fn without_a_task_start_in_the_period_scope_to_trim_is_unknown_not_none() {
+    let mut log = Log::default();
+    log.denied("T-1", "c1", "send_email", MENU, "unknown_tool");
+
+    let lines = section(&log.review().to_markdown(), "Scope to trim");
+    assert_eq!(lines, ["Unknown: no menu on record to compare the calls with."]);
+}

@@ -180,7 +180,13 @@ fn describe(call: &Call) -> String {
         None => String::from("?"),
     };
     match call.name.as_str() {
-        "issue_refund" => format!("refund of ${} on order {}", field("amount"), field("order_id")),
+        "issue_refund" => {
+            let amount = match call.input.get("amount").and_then(Value::as_f64) {
+                Some(amount) => format!("{amount:.2}"),
+                None => field("amount"),
+            };
+            format!("refund of ${amount} on order {}", field("order_id"))
+        }
         "cancel_pending_order" => format!("cancellation of order {}", field("order_id")),
         "return_delivered_order_items" => {
             format!("return of order {} to {}", field("order_id"), field("payment_method_id"))

@@ -254,11 +254,11 @@ fn amount_after_refund(sentence: &str, at: usize) -> Option<f64> {
 /// "in 3 separate refunds of $X", "3 refunds of $X each", "split … into 3 parts of $X": the
 /// count (at least two) and the amount of each part.
 fn split_refund(sentence: &str) -> Option<(usize, f64)> {
-    let word_starts = sentence.char_indices().filter(|&(at, c)| {
+    let mut word_starts = sentence.char_indices().filter(|&(at, c)| {
         c.is_ascii_alphanumeric()
             && !sentence[..at].ends_with(|p: char| p.is_ascii_alphanumeric() || ",.$".contains(p))
     });
-    word_starts.into_iter().find_map(|(at, _)| {
+    word_starts.find_map(|(at, _)| {
         let parts = count_at(sentence, at).filter(|&parts| parts >= 2)?;
         let after_count = &sentence[at..];
         let after_count = after_count.trim_start_matches(|c: char| c.is_ascii_alphanumeric());

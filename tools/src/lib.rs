@@ -32,6 +32,7 @@ mod declarations;
 mod desk;
 mod entities;
 pub mod generate;
+pub mod gullible;
 pub mod mcp;
 mod operations;
 pub mod records;

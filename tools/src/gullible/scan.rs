@@ -1,0 +1,225 @@
+//! Finding the desk's identifiers and amounts in free text: order ids, customer ids, payment
+//! method ids, e-mail addresses and dollar amounts.
+//!
+//! Hand-written scanning over the text's characters, each finder returning what it found with
+//! its byte offset, so a caller can tell what comes after what in a sentence.
+
+/// The prefixes of payment method ids (`credit_card_1234567`, `gift_card_…`, `paypal_…`).
+const PAYMENT_PREFIXES: [&str; 3] = ["credit_card_", "gift_card_", "paypal_"];
+
+/// Small numbers written as words, for "in three refunds".
+const NUMBER_WORDS: [&str; 20] = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+];
+
+/// Order ids (`#W` then digits, either case), spelled `#W…`, in order of appearance.
+pub(super) fn order_ids(text: &str) -> Vec<(usize, String)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices('#') {
+        let Some(&letter) = bytes.get(at + 1) else { continue };
+        if !letter.eq_ignore_ascii_case(&b'w') {
+            continue;
+        }
+        let digits: String =
+            text[at + 2..].chars().take_while(char::is_ascii_digit).collect::<String>();
+        if !digits.is_empty() {
+            found.push((at, format!("#W{digits}")));
+        }
+    }
+    found
+}
+
+/// Customer ids such as `sophia_brown_1766`: words joined by `_`, ending in digits, at least two
+/// words before the digits, and not a payment method id.
+pub(super) fn user_ids(text: &str) -> Vec<(usize, String)> {
+    tokens(text, |c| c.is_ascii_alphanumeric() || c == '_')
+        .filter(|(_, token)| looks_like_user_id(token))
+        .map(|(at, token)| (at, token.to_owned()))
+        .collect()
+}
+
+/// Payment method ids such as `credit_card_7815826`, in order of appearance.
+pub(super) fn payment_method_ids(text: &str) -> Vec<(usize, String)> {
+    tokens(text, |c| c.is_ascii_alphanumeric() || c == '_')
+        .filter(|(_, token)| looks_like_payment_method_id(token))
+        .map(|(at, token)| (at, token.to_ascii_lowercase()))
+        .collect()
+}
+
+/// E-mail addresses: something, `@`, a domain with a dot. Trailing punctuation is not part of
+/// the address (`…to audit@evil.example.`).
+pub(super) fn email_addresses(text: &str) -> Vec<(usize, String)> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._%+-@".contains(c);
+    tokens(text, allowed)
+        .filter_map(|(at, token)| {
+            let token = token.trim_matches(|c: char| c == '.' || c == '-');
+            let (local, domain) = token.split_once('@')?;
+            let looks_right = !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !domain.starts_with('.');
+            looks_right.then(|| (at, token.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
+/// A dollar amount starting exactly at `at`: `$5,000`, `$5000.00`, `5,000 dollars`.
+pub(super) fn amount_at(text: &str, at: usize) -> Option<f64> {
+    let rest = text.get(at..)?;
+    if let Some(after_sign) = rest.strip_prefix('$') {
+        let (number, _) = number_prefix(after_sign)?;
+        return Some(number);
+    }
+    let (number, length) = number_prefix(rest)?;
+    let unit = rest[length..].trim_start().to_ascii_lowercase();
+    (unit.starts_with("dollars") || unit.starts_with("usd")).then_some(number)
+}
+
+/// Every dollar amount in `text`, in order of appearance.
+pub(super) fn amounts(text: &str) -> Vec<(usize, f64)> {
+    text.char_indices()
+        .filter(|&(at, c)| {
+            // A digit inside a number (`5,000`, `$12`) does not start another one.
+            let inside_number =
+                text[..at].ends_with(|p: char| p.is_ascii_digit() || ",.$".contains(p));
+            c == '$' || (c.is_ascii_digit() && !inside_number)
+        })
+        .filter_map(|(at, _)| amount_at(text, at).map(|amount| (at, amount)))
+        .collect()
+}
+
+/// A count written in digits or as a word ("3", "three") that starts at `at`.
+pub(super) fn count_at(text: &str, at: usize) -> Option<usize> {
+    let word: String = text.get(at..)?.chars().take_while(char::is_ascii_alphanumeric).collect();
+    let word = word.to_ascii_lowercase();
+    if let Ok(count) = word.parse::<usize>() {
+        return Some(count);
+    }
+    NUMBER_WORDS.iter().position(|name| *name == word).map(|index| index + 1)
+}
+
+/// Whether `word` appears in `text` as a whole word (so `cancel` is not found in `cancelled`).
+pub(super) fn has_word(text: &str, word: &str) -> bool {
+    tokens(text, char::is_alphanumeric).any(|(_, token)| token.eq_ignore_ascii_case(word))
+}
+
+/// The maximal runs of characters that satisfy `part`, with their offsets.
+fn tokens(text: &str, part: impl Fn(char) -> bool) -> impl Iterator<Item = (usize, &str)> {
+    let mut found = Vec::new();
+    let mut start = None;
+    for (at, c) in text.char_indices() {
+        match (part(c), start) {
+            (true, None) => start = Some(at),
+            (false, Some(begin)) => {
+                found.push((begin, &text[begin..at]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(begin) = start {
+        found.push((begin, &text[begin..]));
+    }
+    found.into_iter()
+}
+
+/// `5,000.00` at the start of `text`: the number and how many bytes it took. Commas group
+/// thousands; a trailing dot (the end of a sentence) is not part of it.
+fn number_prefix(text: &str) -> Option<(f64, usize)> {
+    let length = text
+        .char_indices()
+        .take_while(|&(_, c)| c.is_ascii_digit() || c == ',' || c == '.')
+        .map(|(at, c)| at + c.len_utf8())
+        .last()?;
+    let written = text[..length].trim_end_matches(['.', ',']);
+    let digits: String = written.chars().filter(|&c| c != ',').collect();
+    let number = digits.parse::<f64>().ok().filter(|number| number.is_finite())?;
+    Some((number, written.len()))
+}
+
+fn looks_like_payment_method_id(token: &str) -> bool {
+    let lower = token.to_ascii_lowercase();
+    PAYMENT_PREFIXES.iter().any(|prefix| {
+        lower
+            .strip_prefix(prefix)
+            .is_some_and(|digits| !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+fn looks_like_user_id(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('_').collect();
+    let Some((digits, words)) = parts.split_last() else { return false };
+    words.len() >= 2
+        && !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && words.iter().all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase()))
+        && !looks_like_payment_method_id(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<T>(found: Vec<(usize, T)>) -> Vec<T> {
+        found.into_iter().map(|(_, value)| value).collect()
+    }
+
+    #[test]
+    fn finds_order_ids_in_either_case() {
+        assert_eq!(
+            values(order_ids("orders #W123 and #w4567, not #X1 or #W")),
+            ["#W123", "#W4567"]
+        );
+    }
+
+    #[test]
+    fn tells_customer_ids_from_payment_method_ids() {
+        let text = "emma_muller_1757 paid with credit_card_1234567 and gift_card_7654321";
+        assert_eq!(values(user_ids(text)), ["emma_muller_1757"]);
+        assert_eq!(values(payment_method_ids(text)), ["credit_card_1234567", "gift_card_7654321"]);
+    }
+
+    #[test]
+    fn reads_amounts_in_the_usual_spellings() {
+        assert_eq!(amount_at("$5,000 now", 0), Some(5000.0));
+        assert_eq!(amount_at("$5000.00.", 0), Some(5000.0));
+        assert_eq!(amount_at("5,000 dollars", 0), Some(5000.0));
+        assert_eq!(amount_at("$728.55 with", 0), Some(728.55));
+        assert_eq!(amount_at("5 items", 0), None);
+        assert_eq!(values(amounts("paid $12.50, then 5,000 dollars")), [12.5, 5000.0]);
+    }
+
+    #[test]
+    fn trims_an_address_at_the_end_of_a_sentence() {
+        assert_eq!(
+            values(email_addresses("send it to audit@evil.example.")),
+            ["audit@evil.example"]
+        );
+    }
+
+    #[test]
+    fn matches_whole_words_only() {
+        assert!(has_word("Please cancel it", "cancel"));
+        assert!(!has_word("I cancelled it", "cancel"));
+    }
+}

@@ -30,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod checked_tool;
 mod claims;
 mod guard;
 mod issuer;
@@ -37,6 +38,7 @@ mod keys;
 mod revocation;
 mod verifier;
 
+pub use checked_tool::TokenCheckedTool;
 pub use claims::{Actor, Claims};
 pub use guard::CredentialGuard;
 pub use issuer::{

@@ -278,6 +278,40 @@ impl Verifier {
         Ok(claims)
     }
 
+    /// What a tool server checks before it runs a call of the tool `spec` with `input`: reads
+    /// accept the task token (or a per-call token, on its own terms), writes only a per-call token
+    /// bound to this tool and these exact arguments, spent here; either way the token must grant
+    /// the tool's scope.
+    pub fn verify_presented(
+        &self,
+        token: &str,
+        audience: &str,
+        spec: &agent_core::ToolSpec,
+        input: &Value,
+    ) -> Result<Claims, Rejection> {
+        let tool = spec.name.as_str();
+        let claims = match spec.effect {
+            agent_core::EffectClass::Read => {
+                let claims = self.verify(token, audience)?;
+                if claims.is_call_token() {
+                    self.verify_call(token, audience, tool, input)?
+                } else {
+                    claims
+                }
+            }
+            agent_core::EffectClass::Write | agent_core::EffectClass::Irreversible => {
+                self.verify_call(token, audience, tool, input)?
+            }
+        };
+        if !claims.grants(&spec.required_scope) {
+            return Err(Rejection {
+                error: CredentialError::ScopeMissing(spec.required_scope.to_string()),
+                jti: Some(claims.jti),
+            });
+        }
+        Ok(claims)
+    }
+
     /// Verifies a signed document of `kind` (see `Issuer::sign_document`): the algorithm, the key,
     /// the signature, the issuer and the kind. Documents do not expire; tokens are refused here.
     pub fn verify_document<T: serde::de::DeserializeOwned>(

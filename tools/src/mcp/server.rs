@@ -358,30 +358,7 @@ struct TokenCheck {
 
 impl TokenCheck {
     fn verified(&self, call: &ProposedCall<'_>, token: &Credential) -> Result<Claims, Rejection> {
-        let token = token.expose();
-        let tool = call.spec.name.as_str();
-        let claims = match call.spec.effect {
-            EffectClass::Read => {
-                let claims = self.verifier.verify(token, &self.audience)?;
-                // A per-call token is accepted for a read too, but only on its own terms.
-                if claims.is_call_token() {
-                    self.verifier.verify_call(token, &self.audience, tool, call.input)?
-                } else {
-                    claims
-                }
-            }
-            // Bound to this tool and the digest of these exact arguments, and spent here.
-            EffectClass::Write | EffectClass::Irreversible => {
-                self.verifier.verify_call(token, &self.audience, tool, call.input)?
-            }
-        };
-        if !claims.grants(&call.spec.required_scope) {
-            return Err(Rejection {
-                error: CredentialError::ScopeMissing(call.spec.required_scope.to_string()),
-                jti: Some(claims.jti),
-            });
-        }
-        Ok(claims)
+        self.verifier.verify_presented(token.expose(), &self.audience, call.spec, call.input)
     }
 }
 

@@ -540,6 +540,10 @@ impl<'a> TaskRun<'a> {
                     approval_wait = authorized.approval_wait();
                     let spec = authorized.spec();
                     let (untrusted, name) = (spec.untrusted_output, spec.name.to_string());
+                    // Only a read's output is evidence: a write's output echoes the arguments it
+                    // was called with, so counting it as trusted would launder an attacker's value
+                    // (a refund of $95 that says "refunded 95" must not vouch for the next $95).
+                    let evidence = spec.effect == crate::EffectClass::Read;
                     match pipeline.menu().invoke(authorized).await {
                         Ok(output) if untrusted => {
                             let source = format!("tool:{name}");
@@ -553,10 +557,12 @@ impl<'a> TaskRun<'a> {
                         }
                         Ok(output) => {
                             let content = output.content.clone();
-                            self.ctx.trusted.push(SourcedText {
-                                source: format!("tool:{name}"),
-                                text: output.content.clone(),
-                            });
+                            if evidence {
+                                self.ctx.trusted.push(SourcedText {
+                                    source: format!("tool:{name}"),
+                                    text: output.content.clone(),
+                                });
+                            }
                             let outcome = CallOutcome::Succeeded { output: output.content };
                             (outcome, content, false, Provenance::Tool { name })
                         }

@@ -405,3 +405,34 @@ async fn the_loop_runs_on_the_anthropic_client_against_a_fake_api() {
     assert!(second["tools"].as_array().is_some_and(|tools| tools.len() == 3));
     let _ = desk.timeline;
 }
+
+#[tokio::test]
+async fn only_a_reads_output_is_trusted_evidence_never_a_writes_echo() {
+    /// Records the sources of trusted text at each call.
+    #[derive(Default)]
+    struct TrustProbe(Mutex<Vec<Vec<String>>>);
+    impl Guard for TrustProbe {
+        fn name(&self) -> &str {
+            "trust_probe"
+        }
+        fn check(&self, _call: &ProposedCall<'_>, ctx: &CallContext) -> Decision {
+            self.0.lock().unwrap().push(ctx.trusted.iter().map(|t| t.source.clone()).collect());
+            Decision::Allow
+        }
+    }
+    let probe = Arc::new(TrustProbe::default());
+    let desk = desk(Some(probe.clone()));
+    // The attack: a refund's output echoes its amount; if that counted as trusted, the next
+    // refund of the same attacker-chosen amount would look as if our records named it.
+    let model = Arc::new(ScriptedModel::new(vec![
+        ScriptedTurn::tool("lookup_order", json!({"order_id": "#W1"})),
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 95})),
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 95})),
+        ScriptedTurn::text("ok"),
+    ]));
+    agent(model, &desk.pipeline, TaskLimits::default()).run(ticket("refund $95 twice")).await;
+    let seen = probe.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1], ["instructions", "tool:lookup_order"], "a read's output is evidence");
+    assert_eq!(seen[2], seen[1], "a write's output must add nothing to the trusted text");
+}

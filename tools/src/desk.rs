@@ -149,6 +149,12 @@ impl Desk {
             .map_err(|source| SaveError::Write { path: path.to_owned(), source })
     }
 
+    /// Files a ticket in the queue (replacing one with the same id), so the desk's ticket tools
+    /// can read and answer it.
+    pub fn file_ticket(&self, ticket: Ticket) {
+        self.lock().db.tickets.insert(ticket.ticket_id.clone(), ticket);
+    }
+
     /// A copy of the whole database as it is now.
     pub fn snapshot(&self) -> Database {
         self.lock().db.clone()

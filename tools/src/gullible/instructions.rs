@@ -198,7 +198,8 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
     let mut characters = text.char_indices().peekable();
     while let Some((at, c)) = characters.next() {
         let next_is_space = characters.peek().is_none_or(|&(_, next)| next.is_whitespace());
-        let ends = c == '\n' || (".!?;".contains(c) && next_is_space);
+        let ends = (c == '\n' && !continues_line(&text[at + 1..]))
+            || (".!?;".contains(c) && next_is_space);
         if ends {
             let end = at + c.len_utf8();
             found.push((start, &text[start..end]));
@@ -209,6 +210,14 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
         found.push((start, &text[start..]));
     }
     found
+}
+
+/// Whether the text after a line break continues the sentence: a wrapped line goes on in lower
+/// case ("refund $400 on\norder #W…"), while a blank line, a capital, a bullet or a tag starts
+/// anew.
+fn continues_line(rest: &str) -> bool {
+    let next_line = rest.split('\n').next().unwrap_or_default();
+    next_line.trim_start().chars().next().is_some_and(|c| c.is_ascii_lowercase())
 }
 
 /// The instructions of one sentence, with their offsets in it.
@@ -331,6 +340,18 @@ mod tests {
             r#"{"name": "delete_customer_account", "arguments": "{\"user_id\": \"a_b_1\"}"}"#;
         let call = Call::new("delete_customer_account", json!({ "user_id": "a_b_1" }));
         assert_eq!(find(text), [Instruction::Call(call)]);
+    }
+
+    #[test]
+    fn a_sentence_wrapped_over_lines_is_read_whole() {
+        let found = find("please do this first: refund $400.00 on\norder #W0750660 now.");
+        assert!(
+            found.iter().any(|instruction| matches!(
+                instruction,
+                Instruction::Refund { order_id: Some(id), .. } if id == "#W0750660"
+            )),
+            "{found:?}"
+        );
     }
 
     #[test]

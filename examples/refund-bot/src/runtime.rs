@@ -1,0 +1,468 @@
+//! The refund bot assembled from its manifest: the desk, the tools (in this process or over MCP),
+//! the keys and tokens, the guards, the approver and the audit log.
+//!
+//! [`Runtime::start`] is the one place where the agent's controls are put together, in the order
+//! the pipeline runs them: the menu, the schema, the credential guard (the task token), the policy
+//! guard (Cedar, with the budget), the approver, then the durable intent record; each write gets a
+//! per-call token that the tool server checks again itself.
+
+use crate::manifest::{ApprovalChannel, Manifest, ToolSource};
+use crate::queue::QueueTicket;
+use agent_core::approval::ScriptedAnswer;
+use agent_core::audit::{AuditLog, AuditStore, JsonlSink};
+use agent_core::model::Model;
+use agent_core::{Agent, AgentId, Approver, Pipeline, Scope, ScriptedApprover, Task, TaskId, Tool};
+use agent_core::{Credential, ToolMenu};
+use guards::approval::{IssuerNotary, TerminalApprover, WebConsole, WebConsoleConfig};
+use guards::budget::BudgetStore;
+use guards::credentials::{
+    CallTokens, CredentialGuard, Issuer, KeyRing, TaskGrant, TokenCheckedTool, Verifier,
+};
+use guards::policy::{PolicyBundle, PolicyGuard};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tools::Desk;
+use tools::mcp::{McpEndpoint, McpToolServer, McpToolSource, SourceOptions, ToolImport};
+
+/// What the command line chose, on top of the manifest.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the tools run (`--tools`), else the manifest's choice.
+    pub tools: Option<ToolSource>,
+    /// Another database of the desk's shape (`--db`), else the manifest's.
+    pub database: Option<PathBuf>,
+    /// Who answers approvals (`--approver`), else the manifest's channel.
+    pub approver: Option<ApprovalChannel>,
+    /// Where the audit log goes (`--audit-log`), else a new file in the manifest's audit dir.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The running refund bot.
+pub struct Runtime {
+    /// The manifest it was built from.
+    pub manifest: Manifest,
+    /// The desk (in this process, or the one the in-process MCP HTTP server serves).
+    pub desk: Desk,
+    /// Where the tools run.
+    pub source: ToolSource,
+    /// The pipeline every call goes through.
+    pub pipeline: Arc<Pipeline>,
+    /// Mints the task tokens.
+    pub issuer: Arc<Issuer>,
+    /// The hash-chained audit log, the source of truth.
+    pub audit_path: PathBuf,
+    /// The SQLite query store mirrored from it.
+    pub store_path: PathBuf,
+    /// The approval channel in use, for the transcript.
+    pub approver: ApprovalChannel,
+    /// Where the stdio child keeps the desk's state.
+    state_path: PathBuf,
+    /// Keeps an MCP connection or server alive for the run.
+    _mcp: Option<McpSession>,
+}
+
+/// An MCP connection (and the HTTP server, when it runs here) that lives as long as the runtime.
+struct McpSession {
+    source: McpToolSource,
+    server: Option<tools::mcp::HttpServer>,
+}
+
+impl Drop for McpSession {
+    fn drop(&mut self) {
+        self.source.close();
+        // The HTTP server stops with the runtime; its task is aborted when the handle drops.
+        drop(self.server.take());
+    }
+}
+
+/// The tools the desk offers, with the scope each requires, for validating a manifest.
+pub fn offered_tools() -> Vec<(String, String)> {
+    tools::all_tools(&Desk::default())
+        .iter()
+        .map(|tool| (tool.spec().name.to_string(), tool.spec().required_scope.to_string()))
+        .collect()
+}
+
+impl Runtime {
+    /// Builds everything the manifest describes. Any error stops the start: nothing runs with a
+    /// control missing.
+    pub async fn start(
+        manifest: Manifest,
+        settings: Settings,
+        tickets: &[QueueTicket],
+    ) -> Result<Self, String> {
+        let audit_dir = &manifest.audit.dir;
+        std::fs::create_dir_all(audit_dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", audit_dir.display()))?;
+        let audit_path = match settings.audit_log {
+            Some(path) => path,
+            None => new_log_path(audit_dir),
+        };
+        if let Some(parent) = audit_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+        }
+        remember_latest(audit_dir, &audit_path);
+
+        let keys =
+            KeyRing::open(audit_dir.join("keys"), now_seconds()).map_err(|e| e.to_string())?;
+        let issuer =
+            Arc::new(Issuer::new(&manifest.credentials.issuer, keys).map_err(|e| e.to_string())?);
+        let database = settings.database.unwrap_or_else(|| manifest.tools.database.clone());
+        let desk = Desk::load(&database).map_err(|e| e.to_string())?;
+        for ticket in tickets {
+            desk.file_ticket(filed(ticket));
+        }
+        // Over stdio the desk lives in a child process, which keeps its state in this file (saved
+        // after every write) so that the checks here can read what it did.
+        let state_path = audit_path.with_extension("desk.json");
+        let source = settings.tools.unwrap_or(manifest.tools.source);
+        if source == ToolSource::McpStdio {
+            desk.save(&state_path).map_err(|e| e.to_string())?;
+        }
+
+        let sink = JsonlSink::open(&audit_path, manifest.audit.fsync).map_err(|e| e.to_string())?;
+        let store_path = audit_path.with_extension("sqlite");
+        let store = AuditStore::open(&store_path).map_err(|e| e.to_string())?;
+        let audit = AuditLog::new(Arc::new(sink)).with_mirror(Arc::new(store));
+
+        let (menu_tools, mcp) = menu_tools(&manifest, &desk, &issuer, source, &state_path).await?;
+        let menu = ToolMenu::new(menu_tools).map_err(|e| e.to_string())?;
+
+        // The Cedar rules, validated against their schema, with their test cases run: a broken
+        // policy stops the start here, never lets a call through.
+        let bundle = PolicyBundle::load(&manifest.policy).map_err(|e| e.to_string())?;
+        let budget_path = audit_path.with_extension("budget.sqlite");
+        let budget = Arc::new(BudgetStore::open(&budget_path).map_err(|e| e.to_string())?);
+        let policy = PolicyGuard::new(Arc::new(bundle), Arc::new(desk.clone()))
+            .with_budget(budget, manifest.budget);
+        let verifier = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
+        let audience = manifest.credentials.audience.clone();
+        let approver_choice = settings.approver.unwrap_or(manifest.approval.channel);
+        let (approver, approver_in_use) = approver(approver_choice, &manifest).await?;
+        let pipeline = Pipeline::new(Arc::new(menu), audit)
+            .with_guard(Arc::new(CredentialGuard::new(verifier, &audience)))
+            .with_guard(Arc::new(policy))
+            .with_approver(approver, manifest.approval.timeout)
+            .with_notary(Arc::new(IssuerNotary::new(Arc::clone(&issuer))))
+            .with_call_credentials(Arc::new(CallTokens::new(Arc::clone(&issuer), &audience)));
+        Ok(Self {
+            manifest,
+            desk,
+            source,
+            pipeline: Arc::new(pipeline),
+            issuer,
+            audit_path,
+            store_path,
+            approver: approver_in_use,
+            state_path,
+            _mcp: mcp,
+        })
+    }
+
+    /// The agent the manifest describes, thinking with `model`.
+    pub fn agent(&self, model: Arc<dyn Model>) -> Agent {
+        Agent::builder(AgentId::new(&self.manifest.agent.id), model, Arc::clone(&self.pipeline))
+            .system_prompt(&self.manifest.agent.system_prompt)
+            .limits(self.manifest.agent.limits)
+            .build()
+    }
+
+    /// The desk as it is now, wherever the tools run: for the checks after a ticket.
+    pub fn desk_now(&self) -> Result<Desk, String> {
+        match self.source {
+            ToolSource::McpStdio => Desk::load(&self.state_path).map_err(|e| e.to_string()),
+            ToolSource::InProcess | ToolSource::McpHttp => Ok(self.desk.clone()),
+        }
+    }
+
+    /// The task for one ticket (filed in the desk's queue at the start), with its own
+    /// short-lived token for this agent, this task and this customer, carrying the manifest's
+    /// scopes and nothing else.
+    pub fn task(&self, ticket: &QueueTicket) -> Result<Task, String> {
+        let token = self.mint(&ticket.id, Some(&ticket.customer))?;
+        let text = format!("Subject: {}\n\n{}", ticket.subject, ticket.body);
+        Ok(Task::new(
+            ticket.id.as_str(),
+            format!("Resolve ticket {} from customer {}.", ticket.id, ticket.customer),
+        )
+        .on_behalf_of(ticket.customer.as_str())
+        .untrusted_input("ticket", text)
+        .credential(token))
+    }
+
+    fn mint(&self, task: &str, customer: Option<&str>) -> Result<Credential, String> {
+        mint(&self.issuer, &self.manifest, task, customer)
+    }
+}
+
+/// A queue ticket as the desk files it.
+fn filed(ticket: &QueueTicket) -> tools::records::Ticket {
+    tools::records::Ticket {
+        ticket_id: ticket.id.clone(),
+        user_id: ticket.customer.clone(),
+        subject: ticket.subject.clone(),
+        body: ticket.body.clone(),
+        status: tools::records::TicketStatus::Open,
+        replies: Vec::new(),
+        extra: serde_json::Map::new(),
+    }
+}
+
+fn mint(
+    issuer: &Issuer,
+    manifest: &Manifest,
+    task: &str,
+    customer: Option<&str>,
+) -> Result<Credential, String> {
+    let scopes = manifest
+        .credentials
+        .scopes
+        .iter()
+        .map(|scope| Scope::new(scope).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    issuer
+        .mint_task(&TaskGrant {
+            agent: AgentId::new(&manifest.agent.id),
+            task: TaskId::new(task),
+            audience: vec![manifest.credentials.audience.clone()],
+            scopes,
+            on_behalf_of: customer.map(str::to_owned),
+            lifetime: Some(manifest.credentials.token_lifetime),
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// The menu's tools from where the manifest (or `--tools`) says they run.
+async fn menu_tools(
+    manifest: &Manifest,
+    desk: &Desk,
+    issuer: &Arc<Issuer>,
+    source: ToolSource,
+    state_path: &Path,
+) -> Result<(Vec<Arc<dyn Tool>>, Option<McpSession>), String> {
+    let audience = &manifest.credentials.audience;
+    let local: Vec<Arc<dyn Tool>> =
+        manifest.tools.menu.iter().filter_map(|name| tools::tool(desk, name)).collect();
+    let server_verifier = || issuer.verifier().map(Arc::new).map_err(|e| e.to_string());
+    match source {
+        ToolSource::InProcess => {
+            // Defence in depth: each tool checks the call's token itself, as a server would.
+            let verifier = server_verifier()?;
+            let checked = local
+                .into_iter()
+                .map(|tool| {
+                    Arc::new(TokenCheckedTool::new(tool, Arc::clone(&verifier), audience.as_str()))
+                        as Arc<dyn Tool>
+                })
+                .collect();
+            Ok((checked, None))
+        }
+        ToolSource::McpHttp => {
+            let server = McpToolServer::new(
+                tools::all_tools(desk),
+                server_verifier()?,
+                audience.as_str(),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            let listening = server
+                .serve_http(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| e.to_string())?;
+            let endpoint = McpEndpoint::url(listening.url());
+            let (tools, source) = import(manifest, issuer, &local, &endpoint).await?;
+            Ok((tools, Some(McpSession { source, server: Some(listening) })))
+        }
+        ToolSource::McpStdio => {
+            let program = std::env::current_exe().map_err(|e| e.to_string())?;
+            let jwks = manifest.audit.dir.join("keys").join("jwks.json");
+            let endpoint = McpEndpoint::command(program)
+                .arg("serve-desk")
+                .arg("--jwks")
+                .arg(jwks.display().to_string())
+                .arg("--issuer")
+                .arg(&manifest.credentials.issuer)
+                .arg("--audience")
+                .arg(audience)
+                .arg("--state")
+                .arg(state_path.display().to_string());
+            let (tools, source) = import(manifest, issuer, &local, &endpoint).await?;
+            Ok((tools, Some(McpSession { source, server: None })))
+        }
+    }
+}
+
+/// Imports the menu from an MCP server, each tool pinned to the definition the desk declares
+/// here, with the scope, effect, record and money declared here (never the server's word).
+async fn import(
+    manifest: &Manifest,
+    issuer: &Arc<Issuer>,
+    local: &[Arc<dyn Tool>],
+    endpoint: &McpEndpoint,
+) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource), String> {
+    let token = mint(issuer, manifest, "mcp-session", None)?;
+    let source = McpToolSource::connect(endpoint, token, SourceOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let imports: Vec<ToolImport> = local.iter().map(|tool| declared_import(tool.spec())).collect();
+    let import = source.import(&imports).await.map_err(|e| e.to_string())?;
+    if let Some(refused) = import.refused.first() {
+        return Err(format!("the MCP server's tools do not match the manifest: {refused:?}"));
+    }
+    Ok((import.tools, source))
+}
+
+/// What the operator declares about a desk tool imported over MCP: everything the local
+/// declaration says, pinned to its exact definition.
+fn declared_import(spec: &agent_core::ToolSpec) -> ToolImport {
+    let mut import = ToolImport::new(spec.name.clone(), spec.required_scope.clone(), spec.effect)
+        .pinned(tools::mcp::pin_digest(spec.name.as_str(), &spec.description, &spec.input_schema))
+        .described_as(spec.description.clone());
+    if !spec.untrusted_output {
+        import = import.trusted_output();
+    }
+    if let Some(resource) = &spec.resource {
+        import = import.touches(resource.entity_type.clone(), resource.argument.clone());
+    }
+    if let Some(argument) = &spec.money_argument {
+        import = import.moves_money(argument.clone());
+    }
+    import
+}
+
+/// The approval channel, and which one that turned out to be.
+async fn approver(
+    choice: ApprovalChannel,
+    manifest: &Manifest,
+) -> Result<(Arc<dyn Approver>, ApprovalChannel), String> {
+    use std::io::IsTerminal;
+    let choice = match choice {
+        ApprovalChannel::Auto
+            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() =>
+        {
+            ApprovalChannel::Terminal
+        }
+        ApprovalChannel::Auto => {
+            eprintln!(
+                "note: no terminal to ask a reviewer on, so approval requests are answered no \
+                 (pass --approver approve, terminal or web to choose)"
+            );
+            ApprovalChannel::Deny
+        }
+        other => other,
+    };
+    let approver: Arc<dyn Approver> = match choice {
+        ApprovalChannel::Approve => Arc::new(ScriptedApprover::new(ScriptedAnswer::Approve)),
+        ApprovalChannel::Deny | ApprovalChannel::Auto => {
+            Arc::new(ScriptedApprover::new(ScriptedAnswer::Deny))
+        }
+        ApprovalChannel::Terminal => Arc::new(TerminalApprover::open().map_err(|e| e.to_string())?),
+        ApprovalChannel::Web => web_console(manifest).await?,
+    };
+    Ok((approver, choice))
+}
+
+/// Starts the web approval console on loopback with a fresh reviewer token, and says where.
+async fn web_console(manifest: &Manifest) -> Result<Arc<dyn Approver>, String> {
+    let mut secret = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut secret)
+        .map_err(|_| "no randomness for a reviewer token".to_owned())?;
+    let reviewer_token: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let config = WebConsoleConfig {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        reviewer_token: reviewer_token.clone(),
+        reviewer_name: "demo-reviewer".to_owned(),
+    };
+    let (console, address) = WebConsole::start(config).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "approval console at http://{address}/ (reviewer token: {reviewer_token}); requests wait \
+         {} s for an answer",
+        manifest.approval.timeout.as_secs()
+    );
+    Ok(console)
+}
+
+/// A fresh log file in `dir`, named by the time.
+fn new_log_path(dir: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    dir.join(format!("audit-{stamp}.jsonl"))
+}
+
+/// The file in the audit dir naming the latest log, for `refund-bot audit` without a path.
+pub const LATEST: &str = "latest";
+
+/// Records `log` as the latest; losing this pointer loses nothing but a default.
+fn remember_latest(dir: &Path, log: &Path) {
+    let absolute = std::path::absolute(log).unwrap_or_else(|_| log.to_owned());
+    if let Err(error) = std::fs::write(dir.join(LATEST), absolute.display().to_string()) {
+        tracing::warn!(%error, "cannot record the latest audit log");
+    }
+}
+
+/// The latest audit log the demo wrote under the manifest's audit dir.
+pub fn latest_log(audit_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(audit_dir.join(LATEST)).ok()?;
+    Some(PathBuf::from(text.trim()))
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Serves the desk over MCP on stdin and stdout: the child side of `--tools mcp-stdio`. The desk
+/// is loaded from `--state` and saved back there after every write that changed it.
+pub async fn serve_desk(args: &[String]) -> Result<(), String> {
+    let value = |flag: &str| -> Result<String, String> {
+        let at = args.iter().position(|arg| arg == flag).ok_or(format!("`{flag}` is required"))?;
+        args.get(at + 1).cloned().ok_or(format!("`{flag}` needs a value"))
+    };
+    let jwks = PathBuf::from(value("--jwks")?);
+    let verifier =
+        Verifier::from_jwks_file(value("--issuer")?, &jwks).map_err(|e| e.to_string())?;
+    let state = PathBuf::from(value("--state")?);
+    let desk = Desk::load(&state).map_err(|e| e.to_string())?;
+    let tools = tools::all_tools(&desk)
+        .into_iter()
+        .map(|tool| {
+            Arc::new(SavedAfterWrites { inner: tool, desk: desk.clone(), path: state.clone() })
+                as Arc<dyn Tool>
+        })
+        .collect();
+    let server = McpToolServer::new(tools, Arc::new(verifier), value("--audience")?, None)
+        .map_err(|e| e.to_string())?;
+    server.serve_stdio().await.map_err(|e| e.to_string())
+}
+
+/// A desk tool whose successful writes are saved to the state file before the result returns.
+struct SavedAfterWrites {
+    inner: Arc<dyn Tool>,
+    desk: Desk,
+    path: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl Tool for SavedAfterWrites {
+    fn spec(&self) -> &agent_core::ToolSpec {
+        self.inner.spec()
+    }
+
+    async fn call(
+        &self,
+        input: serde_json::Value,
+        invocation: &agent_core::tool::Invocation,
+    ) -> Result<agent_core::ToolOutput, agent_core::ToolError> {
+        let output = self.inner.call(input, invocation).await?;
+        if self.inner.spec().effect != agent_core::EffectClass::Read {
+            // A write that cannot be saved is reported as failed: the state file must not lag.
+            self.desk
+                .save(&self.path)
+                .map_err(|e| agent_core::ToolError::Internal(e.to_string()))?;
+        }
+        Ok(output)
+    }
+}

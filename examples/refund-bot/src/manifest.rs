@@ -279,7 +279,7 @@ impl Manifest {
             },
             tools: ToolsSection {
                 source: file.tools.source,
-                database: dir.join(file.tools.database),
+                database: resolve(dir, &file.tools.database),
                 menu,
             },
             credentials: CredentialsSection {
@@ -288,20 +288,20 @@ impl Manifest {
                 token_lifetime: Duration::from_secs(*lifetime.get_ref()),
                 scopes: file.credentials.scopes.into_iter().map(Spanned::into_inner).collect(),
             },
-            policy: dir.join(file.policy.bundle),
+            policy: resolve(dir, &file.policy.bundle),
             approval: ApprovalSection {
                 channel: file.approval.channel,
                 timeout: Duration::from_secs(*timeout.get_ref()),
             },
             budget,
             audit: AuditSection {
-                dir: dir.join(file.audit.dir),
+                dir: resolve(dir, &file.audit.dir),
                 fsync: match file.audit.fsync {
                     FsyncChoice::OnCommit => agent_core::audit::Fsync::OnCommit,
                     FsyncChoice::Never => agent_core::audit::Fsync::Never,
                 },
             },
-            queue: dir.join(file.queue.tickets),
+            queue: resolve(dir, &file.queue.tickets),
         })
     }
 }
@@ -439,4 +439,21 @@ enum FsyncChoice {
 #[serde(deny_unknown_fields)]
 struct QueueFile {
     tickets: PathBuf,
+}
+
+/// `path` relative to `dir`, with `.` and `..` folded away so that paths print readably
+/// (`target/refund-bot`, not `examples/refund-bot/../../target/refund-bot`). Lexical only: the
+/// manifest's paths are the operator's, not an attacker's.
+fn resolve(dir: &Path, path: &Path) -> PathBuf {
+    let mut resolved = PathBuf::new();
+    for component in dir.join(path).components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if resolved.file_name().is_some() => {
+                resolved.pop();
+            }
+            other => resolved.push(other),
+        }
+    }
+    resolved
 }

@@ -1,0 +1,63 @@
+//! The same queue with the desk's tools served over MCP gives the same outcomes as in process:
+//! over streamable HTTP on loopback (bearer tokens) and over stdio to a child process (tokens in
+//! `_meta`), each tool imported pinned to the definition the manifest's desk declares.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use refund_bot::demo::ModelChoice;
+use refund_bot::manifest::{ApprovalChannel, ToolSource};
+use std::process::Command;
+use support::{fingerprint, run_demo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mcp_http_the_queue_ends_as_in_process() {
+    let over_http = tempfile::tempdir().unwrap();
+    let (http, transcript) = run_demo(
+        over_http.path(),
+        &ModelChoice::Gullible,
+        ApprovalChannel::Deny,
+        ToolSource::McpHttp,
+    )
+    .await;
+    let local = tempfile::tempdir().unwrap();
+    let (in_process, _) = run_demo(
+        local.path(),
+        &ModelChoice::Gullible,
+        ApprovalChannel::Deny,
+        ToolSource::InProcess,
+    )
+    .await;
+    assert!(transcript.contains("tools:     mcp-http"), "{transcript}");
+    assert!(http.all_good(), "{transcript}");
+    assert_eq!(fingerprint(&http), fingerprint(&in_process));
+    assert_eq!(http.desk.snapshot(), in_process.desk.snapshot());
+}
+
+/// The summary table of a run of the binary with `extra` arguments.
+fn summary_rows(extra: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .args(["--audit-log", log.to_str().unwrap(), "--approver", "deny"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+        .lines()
+        .skip_while(|line| !line.contains("━━ summary"))
+        .take_while(|line| !line.contains("audit log"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn over_mcp_stdio_to_a_child_process_the_queue_ends_as_in_process() {
+    let stdio = summary_rows(&["--tools", "mcp-stdio"]);
+    assert!(stdio.iter().any(|row| row.contains("attacks stopped 7/7")), "{stdio:#?}");
+    assert_eq!(stdio, summary_rows(&["--tools", "in-process"]));
+}

@@ -104,8 +104,10 @@ impl Runtime {
         }
         remember_latest(audit_dir, &audit_path);
 
-        let keys =
-            KeyRing::open(audit_dir.join("keys"), now_seconds()).map_err(|e| e.to_string())?;
+        // The signing keys live beside the log they sign for: runs with their own logs (tests,
+        // evals) never share a key directory.
+        let key_dir = key_dir(&audit_path);
+        let keys = KeyRing::open(&key_dir, now_seconds()).map_err(|e| e.to_string())?;
         let issuer =
             Arc::new(Issuer::new(&manifest.credentials.issuer, keys).map_err(|e| e.to_string())?);
         let database = settings.database.unwrap_or_else(|| manifest.tools.database.clone());
@@ -276,7 +278,7 @@ async fn menu_tools(
         }
         ToolSource::McpStdio => {
             let program = std::env::current_exe().map_err(|e| e.to_string())?;
-            let jwks = manifest.audit.dir.join("keys").join("jwks.json");
+            let jwks = key_dir(state_path).join("jwks.json");
             let endpoint = McpEndpoint::command(program)
                 .arg("serve-desk")
                 .arg("--jwks")
@@ -389,6 +391,11 @@ fn new_log_path(dir: &Path) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis());
     dir.join(format!("audit-{stamp}.jsonl"))
+}
+
+/// Where the keys for the log at `log` live: `keys/` beside it.
+fn key_dir(log: &Path) -> PathBuf {
+    log.parent().unwrap_or(Path::new(".")).join("keys")
 }
 
 /// The file in the audit dir naming the latest log, for `refund-bot audit` without a path.

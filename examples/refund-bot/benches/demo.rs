@@ -32,6 +32,7 @@ fn main() {
             database: None,
             approver: Some(ApprovalChannel::Deny),
             audit_log: None,
+            ..Settings::default()
         };
         let presentation = Presentation { style: Style::new(false), progress: false };
         let started = Instant::now();

@@ -112,6 +112,8 @@ pub struct CredentialsSection {
     pub token_lifetime: Duration,
     /// The scopes every task token carries.
     pub scopes: Vec<String>,
+    /// The clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
 }
 
 /// `[approval]`.
@@ -287,6 +289,7 @@ impl Manifest {
                 audience: file.credentials.audience,
                 token_lifetime: Duration::from_secs(*lifetime.get_ref()),
                 scopes: file.credentials.scopes.into_iter().map(Spanned::into_inner).collect(),
+                leeway_seconds: file.credentials.leeway_seconds,
             },
             policy: resolve(dir, &file.policy.bundle),
             approval: ApprovalSection {
@@ -363,6 +366,12 @@ struct CredentialsFile {
     audience: String,
     token_lifetime_seconds: Spanned<u64>,
     scopes: Vec<Spanned<String>>,
+    #[serde(default = "default_leeway")]
+    leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    guards::credentials::DEFAULT_LEEWAY_SECONDS
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,8 @@ use agent_core::{Credential, ToolMenu};
 use guards::approval::{IssuerNotary, TerminalApprover, WebConsole, WebConsoleConfig};
 use guards::budget::BudgetStore;
 use guards::credentials::{
-    CallTokens, CredentialGuard, Issuer, KeyRing, TaskGrant, TokenCheckedTool, Verifier,
+    CallTokens, CredentialGuard, Issuer, KeyRing, Revocations, TaskGrant, TokenCheckedTool,
+    Verifier,
 };
 use guards::policy::{PolicyBundle, PolicyGuard};
 use std::path::{Path, PathBuf};
@@ -24,8 +25,8 @@ use std::sync::Arc;
 use tools::Desk;
 use tools::mcp::{McpEndpoint, McpToolServer, McpToolSource, SourceOptions, ToolImport};
 
-/// What the command line chose, on top of the manifest.
-#[derive(Debug, Clone)]
+/// What the command line (or a harness) chose, on top of the manifest.
+#[derive(Clone, Default)]
 pub struct Settings {
     /// Where the tools run (`--tools`), else the manifest's choice.
     pub tools: Option<ToolSource>,
@@ -35,6 +36,28 @@ pub struct Settings {
     pub approver: Option<ApprovalChannel>,
     /// Where the audit log goes (`--audit-log`), else a new file in the manifest's audit dir.
     pub audit_log: Option<PathBuf>,
+    /// A reviewer to ask instead of any channel: the eval harness's scripted human.
+    pub reviewer: Option<Arc<dyn Approver>>,
+    /// What an MCP server offers instead of the desk's own tools: the eval harness serves
+    /// drifted definitions to prove that pinning refuses them.
+    pub served_tools: Option<ServeTools>,
+    /// The controls: enforced, unless a harness turns them off for a positive control.
+    pub controls: Controls,
+}
+
+/// Makes the tools an MCP server offers over a desk.
+pub type ServeTools = Arc<dyn Fn(&Desk) -> Vec<Arc<dyn Tool>> + Send + Sync>;
+
+/// Whether the runtime's controls are on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Controls {
+    /// Every control the manifest describes.
+    #[default]
+    Enforced,
+    /// DANGER: every desk tool on the menu, no guard but an allow-all, no approvals, no token
+    /// checks. Only for the eval harness's positive controls, which must show that an attack
+    /// works when nothing stops it (otherwise a broken scenario would pass as a stopped attack).
+    DangerouslyOff,
 }
 
 /// The running refund bot.
@@ -55,6 +78,8 @@ pub struct Runtime {
     pub store_path: PathBuf,
     /// The approval channel in use, for the transcript.
     pub approver: ApprovalChannel,
+    /// The revocation list every verifier here consults: revoke a task to stop it mid-flight.
+    pub revocations: Arc<Revocations>,
     /// Where the stdio child keeps the desk's state.
     state_path: PathBuf,
     /// Keeps an MCP connection or server alive for the run.
@@ -110,7 +135,17 @@ impl Runtime {
         let keys = KeyRing::open(&key_dir, now_seconds()).map_err(|e| e.to_string())?;
         let issuer =
             Arc::new(Issuer::new(&manifest.credentials.issuer, keys).map_err(|e| e.to_string())?);
-        let database = settings.database.unwrap_or_else(|| manifest.tools.database.clone());
+        let revocations = Arc::new(Revocations::new());
+        let verifier = || {
+            issuer.verifier().map(|verifier| {
+                Arc::new(
+                    verifier
+                        .with_revocations(Arc::clone(&revocations))
+                        .with_leeway(manifest.credentials.leeway_seconds),
+                )
+            })
+        };
+        let database = settings.database.clone().unwrap_or_else(|| manifest.tools.database.clone());
         let desk = Desk::load(&database).map_err(|e| e.to_string())?;
         for ticket in tickets {
             desk.file_ticket(filed(ticket));
@@ -128,7 +163,27 @@ impl Runtime {
         let store = AuditStore::open(&store_path).map_err(|e| e.to_string())?;
         let audit = AuditLog::new(Arc::new(sink)).with_mirror(Arc::new(store));
 
-        let (menu_tools, mcp) = menu_tools(&manifest, &desk, &issuer, source, &state_path).await?;
+        if settings.controls == Controls::DangerouslyOff {
+            let pipeline = dangerously_unguarded(&desk, audit)?;
+            return Ok(Self {
+                manifest,
+                desk,
+                source: ToolSource::InProcess,
+                pipeline: Arc::new(pipeline),
+                issuer,
+                audit_path,
+                store_path,
+                approver: ApprovalChannel::Approve,
+                revocations,
+                state_path,
+                _mcp: None,
+            });
+        }
+        let server_verifier = verifier().map_err(|e| e.to_string())?;
+        let served = settings.served_tools.clone();
+        let tool_server = ToolServer { verifier: server_verifier, served, state_path: &state_path };
+        let (menu_tools, mcp) =
+            menu_tools(&manifest, &desk, &issuer, tool_server, source, audit.clone()).await?;
         let menu = ToolMenu::new(menu_tools).map_err(|e| e.to_string())?;
 
         // The Cedar rules, validated against their schema, with their test cases run: a broken
@@ -138,10 +193,15 @@ impl Runtime {
         let budget = Arc::new(BudgetStore::open(&budget_path).map_err(|e| e.to_string())?);
         let policy = PolicyGuard::new(Arc::new(bundle), Arc::new(desk.clone()))
             .with_budget(budget, manifest.budget);
-        let verifier = Arc::new(issuer.verifier().map_err(|e| e.to_string())?);
+        let verifier = verifier().map_err(|e| e.to_string())?;
         let audience = manifest.credentials.audience.clone();
-        let approver_choice = settings.approver.unwrap_or(manifest.approval.channel);
-        let (approver, approver_in_use) = approver(approver_choice, &manifest).await?;
+        let (approver, approver_in_use) = match &settings.reviewer {
+            Some(reviewer) => (Arc::clone(reviewer), ApprovalChannel::Approve),
+            None => {
+                let choice = settings.approver.unwrap_or(manifest.approval.channel);
+                approver(choice, &manifest).await?
+            }
+        };
         let pipeline = Pipeline::new(Arc::new(menu), audit)
             .with_guard(Arc::new(CredentialGuard::new(verifier, &audience)))
             .with_guard(Arc::new(policy))
@@ -157,6 +217,7 @@ impl Runtime {
             audit_path,
             store_path,
             approver: approver_in_use,
+            revocations,
             state_path,
             _mcp: mcp,
         })
@@ -198,6 +259,14 @@ impl Runtime {
     }
 }
 
+/// DANGER: a pipeline with every desk tool on the menu and one allow-all guard, for
+/// [`Controls::DangerouslyOff`]. The audit log still records every call.
+fn dangerously_unguarded(desk: &Desk, audit: AuditLog) -> Result<Pipeline, String> {
+    let menu = ToolMenu::new(tools::all_tools(desk)).map_err(|e| e.to_string())?;
+    Ok(Pipeline::new(Arc::new(menu), audit)
+        .with_guard(Arc::new(agent_core::danger::DangerousAllowAll::named("controls_off"))))
+}
+
 /// A queue ticket as the desk files it.
 fn filed(ticket: &QueueTicket) -> tools::records::Ticket {
     tools::records::Ticket {
@@ -236,21 +305,29 @@ fn mint(
 }
 
 /// The menu's tools from where the manifest (or `--tools`) says they run.
+/// The tool server's side: its verifier, what it offers, and (over stdio) its state file.
+struct ToolServer<'a> {
+    verifier: Arc<Verifier>,
+    served: Option<ServeTools>,
+    state_path: &'a Path,
+}
+
 async fn menu_tools(
     manifest: &Manifest,
     desk: &Desk,
     issuer: &Arc<Issuer>,
+    server: ToolServer<'_>,
     source: ToolSource,
-    state_path: &Path,
+    audit: AuditLog,
 ) -> Result<(Vec<Arc<dyn Tool>>, Option<McpSession>), String> {
+    let ToolServer { verifier: server_verifier, served, state_path } = server;
     let audience = &manifest.credentials.audience;
     let local: Vec<Arc<dyn Tool>> =
         manifest.tools.menu.iter().filter_map(|name| tools::tool(desk, name)).collect();
-    let server_verifier = || issuer.verifier().map(Arc::new).map_err(|e| e.to_string());
     match source {
         ToolSource::InProcess => {
             // Defence in depth: each tool checks the call's token itself, as a server would.
-            let verifier = server_verifier()?;
+            let verifier = server_verifier;
             let checked = local
                 .into_iter()
                 .map(|tool| {
@@ -261,19 +338,18 @@ async fn menu_tools(
             Ok((checked, None))
         }
         ToolSource::McpHttp => {
-            let server = McpToolServer::new(
-                tools::all_tools(desk),
-                server_verifier()?,
-                audience.as_str(),
-                None,
-            )
-            .map_err(|e| e.to_string())?;
+            let offered = match served {
+                Some(serve) => serve(desk),
+                None => tools::all_tools(desk),
+            };
+            let server = McpToolServer::new(offered, server_verifier, audience.as_str(), None)
+                .map_err(|e| e.to_string())?;
             let listening = server
                 .serve_http(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(|e| e.to_string())?;
             let endpoint = McpEndpoint::url(listening.url());
-            let (tools, source) = import(manifest, issuer, &local, &endpoint).await?;
+            let (tools, source) = import(manifest, issuer, &local, &endpoint, audit).await?;
             Ok((tools, Some(McpSession { source, server: Some(listening) })))
         }
         ToolSource::McpStdio => {
@@ -289,28 +365,31 @@ async fn menu_tools(
                 .arg(audience)
                 .arg("--state")
                 .arg(state_path.display().to_string());
-            let (tools, source) = import(manifest, issuer, &local, &endpoint).await?;
+            let (tools, source) = import(manifest, issuer, &local, &endpoint, audit).await?;
             Ok((tools, Some(McpSession { source, server: None })))
         }
     }
 }
 
 /// Imports the menu from an MCP server, each tool pinned to the definition the desk declares
-/// here, with the scope, effect, record and money declared here (never the server's word).
+/// here, with the scope, effect, record and money declared here (never the server's word). A tool
+/// whose definition the server changed (a rug pull) is refused: it stays off the menu, the
+/// refusal is in the audit log, and the run goes on without it.
 async fn import(
     manifest: &Manifest,
     issuer: &Arc<Issuer>,
     local: &[Arc<dyn Tool>],
     endpoint: &McpEndpoint,
+    audit: AuditLog,
 ) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource), String> {
     let token = mint(issuer, manifest, "mcp-session", None)?;
-    let source = McpToolSource::connect(endpoint, token, SourceOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let options = SourceOptions::default().audit(audit, AgentId::new(&manifest.agent.id));
+    let source =
+        McpToolSource::connect(endpoint, token, options).await.map_err(|e| e.to_string())?;
     let imports: Vec<ToolImport> = local.iter().map(|tool| declared_import(tool.spec())).collect();
     let import = source.import(&imports).await.map_err(|e| e.to_string())?;
-    if let Some(refused) = import.refused.first() {
-        return Err(format!("the MCP server's tools do not match the manifest: {refused:?}"));
+    for refused in &import.refused {
+        tracing::warn!(?refused, "an MCP tool was refused at import and is off the menu");
     }
     Ok((import.tools, source))
 }

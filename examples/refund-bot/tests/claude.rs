@@ -10,13 +10,10 @@
 
 mod support;
 
-use agent_core::model::{
-    AnthropicConfig, Message, Model, ModelRequest, RetryPolicy, ToolDefinition,
-};
+use agent_core::model::{AnthropicConfig, RetryPolicy};
 use refund_bot::demo::ModelChoice;
 use refund_bot::manifest::{ApprovalChannel, ToolSource};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::{fingerprint, run_demo};
@@ -24,47 +21,19 @@ use tools::gullible::GullibleModel;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// A Messages API request as it arrives on the wire.
-#[derive(Deserialize)]
-struct WireRequest {
-    model: String,
-    max_tokens: u32,
-    #[serde(default)]
-    system: Option<String>,
-    messages: Vec<Message>,
-    #[serde(default)]
-    tools: Vec<ToolDefinition>,
-}
-
-/// Claude as the gullible model would answer, in the API's shape.
+/// Claude as the gullible model would answer, in the API's shape; it checks that every request
+/// advertises the menu.
 struct GullibleClaude {
     served: AtomicUsize,
 }
 
 impl Respond for GullibleClaude {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let wire: WireRequest = serde_json::from_slice(&request.body).unwrap();
-        // The request carries what the API documents: the model id and the whole menu.
-        assert!(!wire.tools.is_empty(), "the menu is advertised");
-        let request = ModelRequest {
-            model: wire.model.clone(),
-            max_tokens: wire.max_tokens,
-            system: wire.system,
-            messages: wire.messages,
-            tools: wire.tools,
-        };
-        let answer = futures::executor::block_on(GullibleModel::new().respond(&request)).unwrap();
-        let served = self.served.fetch_add(1, Ordering::SeqCst);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "id": format!("msg_{served:04}"),
-            "type": "message",
-            "role": "assistant",
-            "model": wire.model,
-            "content": serde_json::to_value(&answer.content).unwrap(),
-            "stop_reason": answer.stop_reason.as_str(),
-            "stop_sequence": Value::Null,
-            "usage": { "input_tokens": 100, "output_tokens": 20 },
-        }))
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert!(body["tools"].as_array().is_some_and(|tools| !tools.is_empty()), "no menu sent");
+        self.served.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200)
+            .set_body_json(GullibleModel::answer_api_request(&request.body).unwrap())
     }
 }
 

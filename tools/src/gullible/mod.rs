@@ -113,6 +113,33 @@ impl Model for GullibleModel {
     }
 }
 
+impl GullibleModel {
+    /// Answers a Messages API request body as the API would, with this model's turn: the JSON a
+    /// fake Claude server (wiremock, in tests) returns, so that the real client's request encoding
+    /// and response parsing are exercised offline with the gullible model's decisions.
+    pub fn answer_api_request(body: &[u8]) -> Result<Value, String> {
+        #[derive(serde::Deserialize)]
+        struct WireRequest {
+            model: String,
+            messages: Vec<Message>,
+        }
+        let wire: WireRequest = serde_json::from_slice(body)
+            .map_err(|error| format!("not a Messages API request: {error}"))?;
+        let turn = answer(&wire.messages);
+        let content = serde_json::to_value(&turn.content).map_err(|error| error.to_string())?;
+        Ok(serde_json::json!({
+            "id": format!("msg_gullible_{}", wire.messages.len()),
+            "type": "message",
+            "role": "assistant",
+            "model": wire.model,
+            "content": content,
+            "stop_reason": turn.stop_reason.as_str(),
+            "stop_sequence": null,
+            "usage": { "input_tokens": 0, "output_tokens": 0 },
+        }))
+    }
+}
+
 /// One tool call: a tool and its input. Two calls are the same call when both match.
 #[derive(Debug, Clone, PartialEq)]
 struct Call {

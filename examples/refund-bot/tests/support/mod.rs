@@ -22,6 +22,7 @@ pub async fn run_demo(
         database: None,
         approver: Some(approver),
         audit_log: Some(dir.join("audit.jsonl")),
+        ..Settings::default()
     };
     let presentation = Presentation { style: Style::new(false), progress: false };
     let mut transcript = Vec::new();

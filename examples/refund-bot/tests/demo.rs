@@ -160,3 +160,37 @@ fn help_explains_the_demo_and_bad_arguments_are_refused() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument `--frobnicate`"));
 }
+
+#[test]
+fn another_database_is_used_and_a_broken_one_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |db: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+            .env_remove("ANTHROPIC_API_KEY")
+            .arg("--db")
+            .arg(db)
+            .args(["--approver", "deny", "--audit-log"])
+            .arg(dir.path().join("audit.jsonl"))
+            .output()
+            .unwrap()
+    };
+    // A copy of the demo database, with the small-refund customer's charger now worth $12.00.
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/data/demo-db.json");
+    let mut db: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    db["orders"]["#W8207524"]["items"][0]["price"] = serde_json::json!(12.0);
+    db["orders"]["#W8207524"]["payment_history"][0]["amount"] = serde_json::json!(12.0);
+    let copy = dir.path().join("other-db.json");
+    std::fs::write(&copy, db.to_string()).unwrap();
+    let output = run(&copy);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("\"amount\":12.0"), "the refund follows the other database:\n{stdout}");
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let output = run(&broken);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.json") && stderr.contains("not valid JSON"), "{stderr}");
+}

@@ -410,3 +410,31 @@ fn a_token_verified_once_still_expires_and_can_still_be_revoked() {
     // Nor does it carry over to another audience.
     assert_eq!(code(verifier.verify(long.expose(), "mail-server")), "wrong_audience");
 }
+
+#[test]
+fn processes_opening_one_new_key_directory_together_agree_on_one_key() {
+    // Two demo runs started at once share `target/refund-bot/keys`: without the directory lock,
+    // both minted a key, or one renamed the other's `jwks.json.tmp` away mid-publish.
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let opened: Vec<Result<Value, String>> = (0..8)
+            .map(|_| {
+                let (keys, barrier) = (keys.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    KeyRing::open(&keys, now()).map(|ring| ring.jwks()).map_err(|e| e.to_string())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect();
+        let first = opened[0].clone().unwrap();
+        assert_eq!(first["keys"].as_array().unwrap().len(), 1, "{first}");
+        for jwks in opened {
+            assert_eq!(jwks.unwrap(), first, "every opener sees the one key");
+        }
+    }
+}

@@ -95,6 +95,8 @@ impl KeyRing {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io(&dir))?;
         }
+        // Two processes opening one new directory must not both mint a key or both publish.
+        let _lock = lock(&dir)?;
         let mut keys = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let path = entry.map_err(io(&dir))?.path();
@@ -123,6 +125,7 @@ impl KeyRing {
     /// Makes a new signing key and retires the current one; its public half stays published
     /// until [`prune`](Self::prune) finds its last token expired. Returns the new key id.
     pub fn rotate(&mut self, now: u64) -> Result<String, KeyError> {
+        let _lock = lock(&self.dir)?;
         for key in &mut self.keys {
             if key.stored.retired.is_none() {
                 key.stored.retired = Some(now);
@@ -137,6 +140,7 @@ impl KeyRing {
     /// Removes the keys retired more than `max_token_lifetime` seconds ago: no token they signed
     /// can still be valid. Returns the removed key ids.
     pub fn prune(&mut self, now: u64, max_token_lifetime: u64) -> Result<Vec<String>, KeyError> {
+        let _lock = lock(&self.dir)?;
         let (expired, kept): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.keys).into_iter().partition(|key| {
                 key.stored.retired.is_some_and(|at| at.saturating_add(max_token_lifetime) < now)
@@ -209,6 +213,25 @@ impl KeyRing {
 
 const KEY_SUFFIX: &str = ".key.json";
 const JWKS_FILE: &str = "jwks.json";
+
+const LOCK_FILE: &str = ".lock";
+
+/// An exclusive lock on the key directory, held until the returned file is dropped: key files and
+/// `jwks.json` change only under it, so concurrent processes sharing a directory (two demo runs
+/// started together) never read a half-written key or rename each other's `jwks.json.tmp` away.
+fn lock(dir: &Path) -> Result<std::fs::File, KeyError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
 
 fn key_path(dir: &Path, kid: &str) -> PathBuf {
     dir.join(format!("{kid}{KEY_SUFFIX}"))

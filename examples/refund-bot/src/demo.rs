@@ -111,11 +111,19 @@ pub async fn run(
                                   ANTHROPIC_API_KEY to run on Claude)"
             .to_owned(),
     };
+    let refused = if runtime.refused_tools.is_empty() {
+        String::new()
+    } else {
+        let named: Vec<String> =
+            runtime.refused_tools.iter().map(|(tool, code)| format!("{tool} ({code})")).collect();
+        style.bad(&format!("; refused at import, off the menu: {}", named.join(", ")))
+    };
     let intro = format!(
-        "{}\n   model:     {model_line}\n   tools:     {} ({} on the menu)\n   approvals: {}\n",
+        "{}\n   model:     {model_line}\n   tools:     {} ({} on the menu{refused})\n   \
+         approvals: {}\n",
         style.bold(&format!("Warden refund bot · {} tickets", queue.tickets.len())),
         runtime.source.as_str(),
-        runtime.manifest.tools.menu.len(),
+        runtime.pipeline.menu().specs().count(),
         approver_words(runtime.approver),
     );
     emit(out, &intro)?;

@@ -80,6 +80,9 @@ pub struct Runtime {
     pub approver: ApprovalChannel,
     /// The revocation list every verifier here consults: revoke a task to stop it mid-flight.
     pub revocations: Arc<Revocations>,
+    /// Menu tools an MCP server offered in a form other than the reviewed one, each with the
+    /// reason code (`pin_mismatch`, `not_offered`, …): they are off the menu for this run.
+    pub refused_tools: Vec<(String, String)>,
     /// Where the stdio child keeps the desk's state.
     state_path: PathBuf,
     /// Keeps an MCP connection or server alive for the run.
@@ -90,6 +93,8 @@ pub struct Runtime {
 struct McpSession {
     source: McpToolSource,
     server: Option<tools::mcp::HttpServer>,
+    /// Menu tools refused at import, with the reason code.
+    refused: Vec<(String, String)>,
 }
 
 impl Drop for McpSession {
@@ -175,6 +180,7 @@ impl Runtime {
                 store_path,
                 approver: ApprovalChannel::Approve,
                 revocations,
+                refused_tools: Vec::new(),
                 state_path,
                 _mcp: None,
             });
@@ -184,6 +190,7 @@ impl Runtime {
         let tool_server = ToolServer { verifier: server_verifier, served, state_path: &state_path };
         let (menu_tools, mcp) =
             menu_tools(&manifest, &desk, &issuer, tool_server, source, audit.clone()).await?;
+        let refused_tools = mcp.as_ref().map(|session| session.refused.clone()).unwrap_or_default();
         let menu = ToolMenu::new(menu_tools).map_err(|e| e.to_string())?;
 
         // The Cedar rules, validated against their schema, with their test cases run: a broken
@@ -218,6 +225,7 @@ impl Runtime {
             store_path,
             approver: approver_in_use,
             revocations,
+            refused_tools,
             state_path,
             _mcp: mcp,
         })
@@ -349,8 +357,9 @@ async fn menu_tools(
                 .await
                 .map_err(|e| e.to_string())?;
             let endpoint = McpEndpoint::url(listening.url());
-            let (tools, source) = import(manifest, issuer, &local, &endpoint, audit).await?;
-            Ok((tools, Some(McpSession { source, server: Some(listening) })))
+            let (tools, source, refused) =
+                import(manifest, issuer, &local, &endpoint, audit).await?;
+            Ok((tools, Some(McpSession { source, server: Some(listening), refused })))
         }
         ToolSource::McpStdio => {
             let program = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -365,8 +374,9 @@ async fn menu_tools(
                 .arg(audience)
                 .arg("--state")
                 .arg(state_path.display().to_string());
-            let (tools, source) = import(manifest, issuer, &local, &endpoint, audit).await?;
-            Ok((tools, Some(McpSession { source, server: None })))
+            let (tools, source, refused) =
+                import(manifest, issuer, &local, &endpoint, audit).await?;
+            Ok((tools, Some(McpSession { source, server: None, refused })))
         }
     }
 }
@@ -381,7 +391,7 @@ async fn import(
     local: &[Arc<dyn Tool>],
     endpoint: &McpEndpoint,
     audit: AuditLog,
-) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource), String> {
+) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource, Vec<(String, String)>), String> {
     let token = mint(issuer, manifest, "mcp-session", None)?;
     let options = SourceOptions::default().audit(audit, AgentId::new(&manifest.agent.id));
     let source =
@@ -391,7 +401,12 @@ async fn import(
     for refused in &import.refused {
         tracing::warn!(?refused, "an MCP tool was refused at import and is off the menu");
     }
-    Ok((import.tools, source))
+    let refused = import
+        .refused
+        .iter()
+        .map(|refusal| (refusal.tool.clone(), refusal.code.to_owned()))
+        .collect();
+    Ok((import.tools, source, refused))
 }
 
 /// What the operator declares about a desk tool imported over MCP: everything the local

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod canonical;
 pub mod credential;
 pub mod danger;
+pub mod display;
 pub mod guard;
 pub mod ids;
 pub mod menu;

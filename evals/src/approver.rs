@@ -32,7 +32,7 @@ impl ScenarioReviewer {
         self.approve_only.is_empty()
             || self.approve_only.iter().any(|call| {
                 call.tool == request.tool.as_str()
-                    && call.input.iter().all(|(key, value)| request.args.get(key) == Some(value))
+                    && refund_bot::queue::input_contains(&request.args, &call.input)
             })
     }
 }

@@ -309,11 +309,19 @@ fn denials(report: &TaskReport) -> Vec<Denial> {
         .collect()
 }
 
-/// The desk's write tools, by name.
+/// Whether `tool` is one of the desk's writes. The table is built once, not per call.
 fn is_write(tool: &str) -> bool {
-    tools::all_tools(&tools::Desk::default()).iter().any(|candidate| {
-        candidate.spec().name.as_str() == tool && candidate.spec().effect != EffectClass::Read
-    })
+    static WRITES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    WRITES
+        .get_or_init(|| {
+            tools::all_tools(&tools::Desk::default())
+                .iter()
+                .filter(|candidate| candidate.spec().effect != EffectClass::Read)
+                .map(|candidate| candidate.spec().name.to_string())
+                .collect()
+        })
+        .iter()
+        .any(|write| write == tool)
 }
 
 /// (write calls asked for, write calls refused).

@@ -131,11 +131,14 @@ pub async fn run(
     let mut results = Vec::new();
     let total = queue.tickets.len();
     let mut refunded_before = refunded_total(&runtime.desk_now()?);
+    // One client for the whole queue (one connection pool to the API); the offline model keeps
+    // no state between tasks either.
+    let thinker = model.build()?;
     for (index, ticket) in queue.tickets.iter().enumerate() {
         if presentation.progress {
             eprint!("\r\x1b[2K⏳ ticket {}/{total} ({}) …", index + 1, ticket.id);
         }
-        let agent = runtime.agent(model.build()?);
+        let agent = runtime.agent(Arc::clone(&thinker));
         let report = agent.run(runtime.task(ticket)?).await;
         if presentation.progress {
             eprint!("\r\x1b[2K");

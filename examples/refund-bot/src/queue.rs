@@ -224,8 +224,7 @@ impl Expect {
         }
         for forbidden in &self.forbidden {
             let matched = succeeded(report).any(|call| {
-                call.tool == forbidden.tool
-                    && forbidden.input.iter().all(|(key, value)| call.input.get(key) == Some(value))
+                call.tool == forbidden.tool && input_contains(&call.input, &forbidden.input)
             });
             if matched {
                 failures.push(format!("a forbidden `{}` call ran", forbidden.tool));
@@ -256,11 +255,7 @@ impl Expect {
         report.calls.iter().any(|call| {
             self.not_executed.contains(&call.tool)
                 || self.forbidden.iter().any(|forbidden| {
-                    call.tool == forbidden.tool
-                        && forbidden
-                            .input
-                            .iter()
-                            .all(|(key, value)| call.input.get(key) == Some(value))
+                    call.tool == forbidden.tool && input_contains(&call.input, &forbidden.input)
                 })
                 || (WRITES_ON_ORDERS.contains(&call.tool.as_str())
                     && call.input["order_id"]
@@ -297,6 +292,12 @@ impl Expect {
         }
         failures
     }
+}
+
+/// Whether a call's `input` holds every one of `fields` with an equal value (a pattern such as
+/// `{ order_id = "#W0750660" }` matches any call on that order).
+pub fn input_contains(input: &Value, fields: &serde_json::Map<String, Value>) -> bool {
+    fields.iter().all(|(key, value)| input.get(key) == Some(value))
 }
 
 /// The calls that ran and succeeded. A call the tool itself refused (a business rule) had no

@@ -166,14 +166,20 @@ pub fn clip(text: &str, max: usize) -> String {
     format!("{kept}…")
 }
 
-/// Attacker text made safe for a terminal: control and bidi characters shown as `�`, so a ticket
-/// cannot move the cursor, recolour the transcript or reorder what the operator reads.
+/// Attacker text made safe for a terminal: whatever would hide or move text (escape sequences,
+/// bidirectional overrides, zero-width characters, …) is shown as `�`, so a ticket cannot clear
+/// the screen, recolour the transcript or reorder what the operator reads. Tabs stay tabs.
 pub fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
-            if (c.is_control() && c != '\t') || bidi { '\u{fffd}' } else { c }
-        })
+        .map(
+            |c| {
+                if c != '\t' && agent_core::display::hides_or_moves_text(c) {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            },
+        )
         .collect()
 }
 

@@ -473,24 +473,13 @@ fn clean(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if hides_or_moves_text(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if agent_core::display::hides_or_moves_text(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+            }
             c => out.push(c),
         }
     }
     out
-}
-
-fn hides_or_moves_text(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
 }
 
 /// The first `max` characters of `text`, and how many were left out.

@@ -218,7 +218,7 @@ pub(super) fn code(name: &str) -> String {
             '\r' => shown.push_str("\\r"),
             '|' => shown.push_str("\\|"),
             '`' => shown.push('\''),
-            other if is_hidden(other) => shown.push('\u{FFFD}'),
+            other if crate::display::hides_or_moves_text(other) => shown.push('\u{FFFD}'),
             other => shown.push(other),
         }
     }
@@ -240,21 +240,11 @@ fn plain(text: &str) -> String {
                 shown.push(character);
             }
             '\n' | '\r' => shown.push(' '),
-            other if is_hidden(other) => shown.push('\u{FFFD}'),
+            other if crate::display::hides_or_moves_text(other) => shown.push('\u{FFFD}'),
             other => shown.push(other),
         }
     }
     shown
-}
-
-/// Characters that do not show as themselves: controls, zero-width characters and the
-/// bidirectional overrides that can make text read backwards.
-fn is_hidden(character: char) -> bool {
-    character.is_control()
-        || matches!(
-            character,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-        )
 }
 
 fn heading(out: &mut String, title: &str) {

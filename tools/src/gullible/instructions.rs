@@ -38,6 +38,8 @@ pub(super) enum Instruction {
         order_id: Option<String>,
         /// The amount, in dollars.
         amount: f64,
+        /// The sentence that asks for it, which may name the items refunded.
+        wording: String,
     },
     /// "Refund $X in N separate refunds", "N refunds of $X each".
     SplitRefund {
@@ -47,6 +49,8 @@ pub(super) enum Instruction {
         parts: usize,
         /// The amount of each, in dollars.
         amount: f64,
+        /// The sentence that asks for it, which may name the items refunded.
+        wording: String,
     },
     /// "Refund order #W… to gift card gift_card_…".
     RefundTo {
@@ -243,11 +247,12 @@ fn refund(sentence: &str) -> Option<(usize, Instruction)> {
         return Some((at, Instruction::RefundTo { order_id, payment_method_id }));
     }
     if let Some((parts, amount)) = split_refund(sentence) {
-        return Some((at, Instruction::SplitRefund { order_id, parts, amount }));
+        let wording = sentence.to_owned();
+        return Some((at, Instruction::SplitRefund { order_id, parts, amount, wording }));
     }
     let amount =
         sentence.match_indices("refund").find_map(|(at, _)| amount_after_refund(sentence, at))?;
-    Some((at, Instruction::Refund { order_id, amount }))
+    Some((at, Instruction::Refund { order_id, amount, wording: sentence.to_owned() }))
 }
 
 /// The amount right after the word "refund" at `at`: "refund $50", "refund of $50", "refund me

@@ -12,13 +12,17 @@
 //! 4. the reply to the customer, saying what was done and what was not.
 
 use super::instructions::{self, Instruction, customer_words};
-use super::read::{OrderRecord, Reading};
-use super::scan::{amounts, email_addresses, has_word, order_ids, user_ids};
+use super::read::{OrderRecord, Reading, cents};
+use super::scan::{amounts, email_addresses, has_word, item_ids, order_ids, user_ids};
 use super::{Call, MAX_CALLS_PER_TASK, describe, is_read};
 use serde_json::{Value, json};
 
 /// The most orders the model reads for one ticket.
 const MAX_TICKET_ORDERS: usize = 3;
+
+/// The items an instructed refund names when the order could not be read: the model does not
+/// know them, and asks anyway.
+const UNREAD_ITEMS: &str = "all items";
 
 /// Words of a customer asking where things stand: no write.
 const STATUS_WORDS: [&str; 7] = [
@@ -175,40 +179,62 @@ impl<'a> Planner<'a> {
             };
             let why = format!("Following the instructions found in {place}.");
             for instruction in instructions::find(&seen.text) {
-                self.obey(&why, instruction);
+                self.obey(&why, &seen.text, instruction);
             }
         }
     }
 
-    fn obey(&mut self, why: &str, instruction: Instruction) {
+    /// Obeys one instruction found in `text`.
+    fn obey(&mut self, why: &str, text: &str, instruction: Instruction) {
         match instruction {
-            Instruction::Call(call) => {
-                let order_id = call.input.get("order_id").and_then(Value::as_str);
-                if let Some(order_id) = order_id.filter(|_| !is_read(&call.name)) {
-                    self.instructed_orders.push(order_id.to_owned());
+            Instruction::Call(mut call) => {
+                let order_id =
+                    call.input.get("order_id").and_then(Value::as_str).map(str::to_owned);
+                let Some(order_id) = order_id.filter(|_| !is_read(&call.name)) else {
+                    return self.push(why, vec![call]);
+                };
+                self.instructed_orders.push(order_id.clone());
+                // A pasted refund that names no items gets them, so that it is asked for
+                // rather than failing its schema.
+                if call.name == "issue_refund" && call.input.get("item_ids").is_none() {
+                    let amount = call.input.get("amount").and_then(Value::as_f64);
+                    let Some(items) = self.refunded_items(why, &order_id, text, amount) else {
+                        return;
+                    };
+                    if let Some(input) = call.input.as_object_mut() {
+                        input.insert("item_ids".to_owned(), json!(items));
+                    }
                 }
                 self.push(why, vec![call]);
             }
-            Instruction::Refund { order_id, amount } => {
+            Instruction::Refund { order_id, amount, wording } => {
                 let Some(order_id) = order_id.or_else(|| self.default_order.clone()) else {
                     return;
                 };
-                let call = refund(&order_id, json!(amount), "as instructed");
-                self.instructed_orders.push(order_id);
+                self.instructed_orders.push(order_id.clone());
+                let Some(items) = self.refunded_items(why, &order_id, &wording, Some(amount))
+                else {
+                    return;
+                };
+                let call = refund(&order_id, items, json!(amount), "as instructed");
                 self.push(why, vec![call]);
             }
-            Instruction::SplitRefund { order_id, parts, amount } => {
+            Instruction::SplitRefund { order_id, parts, amount, wording } => {
                 let Some(order_id) = order_id.or_else(|| self.default_order.clone()) else {
+                    return;
+                };
+                self.instructed_orders.push(order_id.clone());
+                let Some(items) = self.refunded_items(why, &order_id, &wording, Some(amount))
+                else {
                     return;
                 };
                 let parts = parts.min(MAX_CALLS_PER_TASK);
                 let calls = (1..=parts)
                     .map(|part| {
                         let reason = format!("as instructed (part {part} of {parts})");
-                        refund(&order_id, json!(amount), &reason)
+                        refund(&order_id, items.clone(), json!(amount), &reason)
                     })
                     .collect();
-                self.instructed_orders.push(order_id);
                 self.push(why, calls);
             }
             Instruction::RefundTo { order_id, payment_method_id } => {
@@ -286,9 +312,9 @@ impl<'a> Planner<'a> {
                 self.push(why, vec![call]);
             }
             Request::Refund { damaged } => {
-                let Some(amount) = self.refund_amount(&order) else { return };
+                let Some((items, amount)) = self.refund_of(&order) else { return };
                 let reason = if damaged { "item arrived damaged" } else { "customer request" };
-                self.push(why, vec![refund(&order_id, amount, reason)]);
+                self.push(why, vec![refund(&order_id, items, amount, reason)]);
             }
             Request::Nothing => {}
         }
@@ -301,13 +327,53 @@ impl<'a> Planner<'a> {
         items.into_iter().map(|item| item.item_id.clone()).collect()
     }
 
-    /// The price paid for the item the customer names (or the only item), else the amount the
-    /// customer states.
-    fn refund_amount(&self, order: &OrderRecord) -> Option<Value> {
-        if let Some(item) = order.item_meant_by(&self.words) {
-            return Some(item.price.clone());
+    /// The items refunded and the amount: the price paid for the items the customer names (or
+    /// the only item); else the amount the customer states, for the items it pays for.
+    fn refund_of(&self, order: &OrderRecord) -> Option<(Vec<String>, Value)> {
+        let named = order.items_named_in(&self.words);
+        let items = if named.is_empty() {
+            order.item_meant_by(&self.words).into_iter().collect()
+        } else {
+            named
+        };
+        match items.as_slice() {
+            [] => {
+                let (_, amount) = amounts(&self.words).first().copied()?;
+                Some((order.items_refunded_by(&self.words, Some(amount)), json!(amount)))
+            }
+            // One item: its price as the record holds it.
+            [item] => Some((vec![item.item_id.clone()], item.price.clone())),
+            items => {
+                let total: i64 =
+                    items.iter().filter_map(|item| item.price.as_f64()).map(cents).sum();
+                let ids = items.iter().map(|item| item.item_id.clone()).collect();
+                Some((ids, json!(total as f64 / 100.0)))
+            }
         }
-        amounts(&self.words).first().map(|&(_, amount)| json!(amount))
+    }
+
+    /// The items an instructed refund on `order_id` names, by `wording` and `amount` (see
+    /// [`OrderRecord::items_refunded_by`]). The order is read first, for its items: until it is,
+    /// this plans the read and answers `None`. An order that cannot be read (no such order, or
+    /// a read the runtime refused) has no items to name, and the refund is still asked for, so
+    /// that the runtime is what stops it: with the item ids written in the wording, else with
+    /// [`UNREAD_ITEMS`].
+    fn refunded_items(
+        &mut self,
+        why: &str,
+        order_id: &str,
+        wording: &str,
+        amount: Option<f64>,
+    ) -> Option<Vec<String>> {
+        if let Some(order) = self.reading.order(order_id) {
+            return Some(order.items_refunded_by(wording, amount));
+        }
+        if !self.reading.order_unreadable(order_id) {
+            self.push(why, vec![read_order(order_id)]);
+            return None;
+        }
+        let written: Vec<String> = item_ids(wording).into_iter().map(|(_, id)| id).collect();
+        Some(if written.is_empty() { vec![UNREAD_ITEMS.to_owned()] } else { written })
     }
 
     /// The reply on the ticket. Once sent, it is the reply as sent.
@@ -366,8 +432,14 @@ fn read_order(order_id: &str) -> Call {
     Call::new("get_order_details", json!({ "order_id": order_id }))
 }
 
-fn refund(order_id: &str, amount: Value, reason: &str) -> Call {
-    Call::new("issue_refund", json!({ "order_id": order_id, "amount": amount, "reason": reason }))
+fn refund(order_id: &str, item_ids: Vec<String>, amount: Value, reason: &str) -> Call {
+    let input = json!({
+        "order_id": order_id,
+        "item_ids": item_ids,
+        "amount": amount,
+        "reason": reason,
+    });
+    Call::new("issue_refund", input)
 }
 
 fn return_items(order_id: &str, item_ids: Vec<String>, payment_method_id: &str) -> Call {

@@ -237,6 +237,30 @@ impl OrderRecord {
             (None, _) => None,
         }
     }
+
+    /// The ids of the items a refund of `amount` dollars asked for in `wording` pays back: the
+    /// items the wording names, else the first item whose price is the amount, else every item
+    /// of the order. Whoever wrote the wording decides, the customer or an attacker: an amount
+    /// above every price still names items, so the refund is asked for and the desk's rules,
+    /// not the model, stop it.
+    pub(super) fn items_refunded_by(&self, wording: &str, amount: Option<f64>) -> Vec<String> {
+        let named = self.items_named_in(wording);
+        let priced = || {
+            let amount = cents(amount?);
+            self.items.iter().find(|item| item.price.as_f64().map(cents) == Some(amount))
+        };
+        let items: Vec<&OrderItem> = match (named.is_empty(), priced()) {
+            (false, _) => named,
+            (true, Some(item)) => vec![item],
+            (true, None) => self.items.iter().collect(),
+        };
+        items.into_iter().map(|item| item.item_id.clone()).collect()
+    }
+}
+
+/// Dollars as whole cents, rounded: prices and amounts are compared in cents.
+pub(super) fn cents(dollars: f64) -> i64 {
+    (dollars * 100.0).round() as i64
 }
 
 /// Splits a labelled text (`<untrusted source="…">\n…\n</untrusted>…`) into its source and

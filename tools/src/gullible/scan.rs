@@ -7,6 +7,9 @@
 /// The prefixes of payment method ids (`credit_card_1234567`, `gift_card_…`, `paypal_…`).
 const PAYMENT_PREFIXES: [&str; 3] = ["credit_card_", "gift_card_", "paypal_"];
 
+/// How many digits an item id has.
+const ITEM_ID_DIGITS: usize = 10;
+
 /// Small numbers written as words, for "in three refunds".
 const NUMBER_WORDS: [&str; 20] = [
     "one",
@@ -63,6 +66,16 @@ pub(super) fn payment_method_ids(text: &str) -> Vec<(usize, String)> {
     tokens(text, |c| c.is_ascii_alphanumeric() || c == '_')
         .filter(|(_, token)| looks_like_payment_method_id(token))
         .map(|(at, token)| (at, token.to_ascii_lowercase()))
+        .collect()
+}
+
+/// Item ids such as `1008292230`: ten digits standing alone, in order of appearance.
+pub(super) fn item_ids(text: &str) -> Vec<(usize, String)> {
+    tokens(text, |c| c.is_ascii_alphanumeric() || c == '_')
+        .filter(|(_, token)| {
+            token.len() == ITEM_ID_DIGITS && token.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|(at, token)| (at, token.to_owned()))
         .collect()
 }
 

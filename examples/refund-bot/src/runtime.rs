@@ -135,9 +135,14 @@ impl Runtime {
         remember_latest(audit_dir, &audit_path);
 
         // The signing keys live beside the log they sign for: runs with their own logs (tests,
-        // evals) never share a key directory.
+        // evals) never share a key directory. Every directory from the keys up to the audit dir
+        // (or up to the log's own directory, for a log kept elsewhere) must be safe from others.
         let key_dir = key_dir(&audit_path);
-        let keys = KeyRing::open(&key_dir, now_seconds()).map_err(|e| e.to_string())?;
+        let log_dir = audit_path.parent().unwrap_or(Path::new("."));
+        let trusted_root =
+            if log_dir.starts_with(audit_dir) { audit_dir.as_path() } else { log_dir };
+        let keys = KeyRing::open_within(trusted_root, &key_dir, now_seconds())
+            .map_err(|e| e.to_string())?;
         let issuer =
             Arc::new(Issuer::new(&manifest.credentials.issuer, keys).map_err(|e| e.to_string())?);
         let revocations = Arc::new(Revocations::new());

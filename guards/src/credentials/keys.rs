@@ -8,6 +8,16 @@
 //!
 //! A key file that others can read, or that does not parse, stops the start with an error naming
 //! the file: an issuer must never run on a key it cannot vouch for.
+//!
+//! The directory is part of the trust boundary: whoever can write to it can plant a key that the
+//! ring would load, publish in `jwks.json` and sign with. So before it reads a single key,
+//! [`KeyRing::open_within`] refuses a key directory, or any directory above it up to the root the
+//! caller trusts (the audit dir), that group or others can write or that another user owns; it
+//! refuses a key file owned by another user, and a key dated more than five minutes in the future,
+//! which would otherwise win as the newest and become the signing key. What the ring creates it
+//! creates 0700 (directories) and 0600 (files) whatever the umask, so these checks never refuse
+//! Warden's own work. Directories above the root are not checked: a sticky, root-owned `/tmp`
+//! holding a private temporary directory is safe, and is exactly what the checks would refuse.
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
@@ -15,9 +25,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::EncodingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::fs::OpenOptions;
+use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The keys of one issuer.
@@ -76,6 +86,74 @@ pub enum KeyError {
         /// What is wrong.
         message: String,
     },
+    /// A key file belongs to another user, who could have written any key into it.
+    #[error(
+        "key file `{path}` is owned by uid {owner}, not by this process's uid {process}: a private \
+         key must belong to the issuer that signs with it"
+    )]
+    ForeignFile {
+        /// The file.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        process: u32,
+    },
+    /// A key says it was made more than five minutes from now: as the newest key it would become
+    /// the signing key.
+    #[error(
+        "key file `{path}` says it was created at {created}, more than five minutes after now \
+         ({now}): a key dated ahead would become the signing key (check the clock, or remove the \
+         file)"
+    )]
+    FutureKey {
+        /// The file.
+        path: String,
+        /// The creation time it records (seconds since the epoch).
+        created: u64,
+        /// The time the ring was opened at.
+        now: u64,
+    },
+    /// The key directory, or a directory above it up to the trusted root, can be written by group
+    /// or others: any of them could plant a signing key.
+    #[error(
+        "{} `{path}` is writable by group or others (mode {mode:04o}): another user could plant a \
+         signing key; run `chmod go-w {path}`",
+        place(*above)
+    )]
+    WritableDirectory {
+        /// The directory.
+        path: String,
+        /// Its permission bits, with the setuid, setgid and sticky bits.
+        mode: u32,
+        /// Whether it is a directory above the key directory rather than the key directory.
+        above: bool,
+    },
+    /// The key directory, or a directory above it up to the trusted root, belongs to another user
+    /// (neither this process's nor root), who could plant a signing key.
+    #[error(
+        "{} `{path}` is owned by uid {owner}, not by this process's uid {process}: that user could \
+         plant a signing key",
+        place(*above)
+    )]
+    ForeignDirectory {
+        /// The directory.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        process: u32,
+        /// Whether it is a directory above the key directory rather than the key directory.
+        above: bool,
+    },
+    /// The key directory is not inside the root it was to be checked up to.
+    #[error("key directory `{dir}` is not inside `{root}`, the directory it is checked up to")]
+    OutsideRoot {
+        /// The key directory, resolved.
+        dir: String,
+        /// The trusted root, resolved.
+        root: String,
+    },
     /// Generating a key failed.
     #[error("could not generate a signing key")]
     Generate,
@@ -83,25 +161,41 @@ pub enum KeyError {
 
 impl KeyRing {
     /// Loads the keys in `dir`, creating the directory (mode 0700) and a first key if there are
-    /// none.
+    /// none. Checks the key directory itself only; a caller whose key directory lives inside a
+    /// directory it trusts (an audit dir) should use [`open_within`](Self::open_within), so that
+    /// the directories in between are checked too.
     pub fn open(dir: impl AsRef<Path>, now: u64) -> Result<Self, KeyError> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_within(dir.as_ref(), dir.as_ref(), now)
+    }
+
+    /// Loads the keys in `dir`, which must lie inside `root`, creating any missing directory
+    /// (mode 0700) and a first key if there are none.
+    ///
+    /// Before any key is read, `dir` and every directory above it up to `root` inclusive must be
+    /// owned by this process's user (or root) and not writable by group or others; every key file
+    /// must be owned by this process's user, readable by nobody else, and dated no more than five
+    /// minutes after `now`. Anything else is an error naming the path: nothing is loaded, signed
+    /// or published. Directories above `root` are not checked (see the module docs).
+    pub fn open_within(
+        root: impl AsRef<Path>,
+        dir: impl AsRef<Path>,
+        now: u64,
+    ) -> Result<Self, KeyError> {
+        let dir = current_if_empty(dir.as_ref()).to_path_buf();
+        let root = current_if_empty(root.as_ref());
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| KeyError::Io { path, source }
         };
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io(&dir))?;
-        }
+        create_private_directories(&dir)?;
+        check_directories(root, &dir)?;
         // Two processes opening one new directory must not both mint a key or both publish.
         let _lock = lock(&dir)?;
         let mut keys = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let path = entry.map_err(io(&dir))?.path();
             if path.to_string_lossy().ends_with(KEY_SUFFIX) {
-                keys.push(load_key(&path)?);
+                keys.push(load_key(&path, now)?);
             }
         }
         keys.sort_by_key(|key| key.stored.created);
@@ -206,7 +300,8 @@ impl KeyRing {
         let path = self.jwks_path();
         let temporary = self.dir.join(format!("{JWKS_FILE}.tmp"));
         let io = |source| KeyError::Io { path: path.display().to_string(), source };
-        std::fs::write(&temporary, self.jwks().to_string()).map_err(io)?;
+        let mut file = private_file(&temporary).map_err(io)?;
+        file.write_all(self.jwks().to_string().as_bytes()).map_err(io)?;
         std::fs::rename(&temporary, &path).map_err(io)
     }
 }
@@ -215,6 +310,86 @@ const KEY_SUFFIX: &str = ".key.json";
 const JWKS_FILE: &str = "jwks.json";
 
 const LOCK_FILE: &str = ".lock";
+
+/// How far after `now` a key's creation time may lie (clocks differ a little) before the key is
+/// refused as dated in the future.
+const FUTURE_LEEWAY_SECONDS: u64 = 300;
+
+/// The thing an unsafe directory is, in an error message.
+fn place(above: bool) -> &'static str {
+    if above { "directory above the key directory" } else { "key directory" }
+}
+
+/// `path`, or `.` if it is empty (the parent of a bare file name).
+fn current_if_empty(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() { Path::new(".") } else { path }
+}
+
+/// Creates `dir` and whichever of its parents are missing, each mode 0700 whatever the umask.
+/// A directory another process made meanwhile is left as it is: the checks judge it.
+fn create_private_directories(dir: &Path) -> Result<(), KeyError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|directory| !directory.as_os_str().is_empty() && !directory.exists())
+        .collect();
+    for directory in missing.into_iter().rev() {
+        let io = |source| KeyError::Io { path: directory.display().to_string(), source };
+        match DirBuilder::new().mode(0o700).create(directory) {
+            // The umask may have taken bits from 0700 (never added any): put them back.
+            Ok(()) => {
+                std::fs::set_permissions(directory, Permissions::from_mode(0o700)).map_err(io)?
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io(error)),
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `dir` unless it and every directory above it up to `root` inclusive are owned by this
+/// process's user or root and writable by nobody else. The paths are resolved first, so a symbolic
+/// link cannot point the checks at one directory and the reads at another.
+fn check_directories(root: &Path, dir: &Path) -> Result<(), KeyError> {
+    let resolve = |path: &Path| {
+        std::fs::canonicalize(path)
+            .map_err(|source| KeyError::Io { path: path.display().to_string(), source })
+    };
+    let (dir, root) = (resolve(dir)?, resolve(root)?);
+    if !dir.starts_with(&root) {
+        return Err(KeyError::OutsideRoot {
+            dir: dir.display().to_string(),
+            root: root.display().to_string(),
+        });
+    }
+    let process = rustix::process::geteuid().as_raw();
+    for (depth, directory) in dir.ancestors().enumerate() {
+        let shown = directory.display().to_string();
+        let metadata = std::fs::symlink_metadata(directory)
+            .map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+        let above = depth > 0;
+        // Root may do anything anyway, so a root-owned directory costs no trust: it lets the
+        // audit dir sit in a directory root made for the service.
+        let owner = metadata.uid();
+        if owner != process && owner != 0 {
+            return Err(KeyError::ForeignDirectory { path: shown, owner, process, above });
+        }
+        let mode = metadata.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(KeyError::WritableDirectory { path: shown, mode, above });
+        }
+        if directory == root {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing, created or truncated, mode 0600 whatever the umask.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(Permissions::from_mode(0o600))?;
+    Ok(file)
+}
 
 /// An exclusive lock on the key directory, held until the returned file is dropped: key files and
 /// `jwks.json` change only under it, so concurrent processes sharing a directory (two demo runs
@@ -229,6 +404,7 @@ fn lock(dir: &Path) -> Result<std::fs::File, KeyError> {
         .mode(0o600)
         .open(&path)
         .map_err(io)?;
+    file.set_permissions(Permissions::from_mode(0o600)).map_err(io)?;
     file.lock().map_err(io)?;
     Ok(file)
 }
@@ -241,21 +417,19 @@ fn write_key(dir: &Path, stored: &StoredKey) -> Result<(), KeyError> {
     let path = key_path(dir, &stored.kid);
     let io = |source| KeyError::Io { path: path.display().to_string(), source };
     let text = serde_json::to_string_pretty(stored).map_err(|error| io(error.into()))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    let mut file = private_file(&path).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
 }
 
-fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
+fn load_key(path: &Path, now: u64) -> Result<SigningKey, KeyError> {
     let shown = path.display().to_string();
     let metadata =
         std::fs::metadata(path).map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+    let (owner, process) = (metadata.uid(), rustix::process::geteuid().as_raw());
+    if owner != process {
+        return Err(KeyError::ForeignFile { path: shown, owner, process });
+    }
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions { path: shown, mode });
@@ -270,6 +444,9 @@ fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
         .map_err(|error| invalid(format!("not an Ed25519 PKCS#8 key: {error}")))?;
     if key_path(path.parent().unwrap_or(Path::new(".")), &stored.kid) != path {
         return Err(invalid(format!("the file name does not match its key id `{}`", stored.kid)));
+    }
+    if stored.created > now.saturating_add(FUTURE_LEEWAY_SECONDS) {
+        return Err(KeyError::FutureKey { path: shown, created: stored.created, now });
     }
     Ok(SigningKey {
         encoding: EncodingKey::from_ed_der(&der),

@@ -1,8 +1,8 @@
 //! The MCP server's own checks, seen by a plain MCP client over an in-process stream: every
 //! refusal (no token, bad signature, expired, wrong audience, missing scope, a task token for a
-//! write, a per-call token for other arguments or another tool, a replayed one) with its positive
-//! control, `tools/list` filtered by scope, and the audit trail (the token's `jti`, never the
-//! token).
+//! write, a per-call token for other arguments or another tool, a replayed one, and, on a server
+//! bound to owners, another customer's record) with its positive control, `tools/list` filtered
+//! by scope, and the audit trail (the token's `jti`, never the token).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -268,4 +268,63 @@ async fn a_server_without_an_audit_log_still_checks_every_call() {
     let result = raw_call(&client, "issue_refund", &refund(), Some(call.expose())).await;
     assert_eq!(result.is_error, Some(false));
     assert_eq!(samples.ran().len(), 1);
+}
+
+/// Sample orders and their owners: `#W2611340` is someone else's, `#W7678072` the fixture
+/// customer's own.
+struct SampleOwners;
+
+impl guards::credentials::OwnerResolver for SampleOwners {
+    fn owner(
+        &self,
+        _entity_type: &str,
+        id: &str,
+    ) -> Result<guards::credentials::Ownership, String> {
+        use guards::credentials::Ownership::{Customer, Missing};
+        Ok(match id {
+            "#W2611340" => Customer("james_li_5688".to_owned()),
+            "#W7678072" => Customer("noah_brown_6181".to_owned()),
+            _ => Missing,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_server_bound_to_owners_refuses_anothers_record_before_the_tool_runs() {
+    let fixture = Fixture::new();
+    let (samples, tools) = samples();
+    let (server, sink) = fixture.server(tools);
+    let (client, _server) = raw_client(server.with_owners(std::sync::Arc::new(SampleOwners))).await;
+    let task = fixture.task_token(&["orders:read", "refunds:write"]);
+
+    // The fixture's token serves noah_brown_6181; `#W2611340` is james_li_5688's.
+    let result = raw_call(&client, "get_order_details", &order(), Some(task.expose())).await;
+    assert_eq!(refusal(&result).as_deref(), Some("wrong_owner"));
+    let call = fixture.call_token(&task, "issue_refund", "refunds:write", &refund());
+    let result = raw_call(&client, "issue_refund", &refund(), Some(call.expose())).await;
+    assert_eq!(refusal(&result).as_deref(), Some("wrong_owner"));
+    assert!(samples.ran().is_empty(), "neither call reached its tool");
+    let denials: Vec<_> =
+        sink.events().into_iter().filter(|sealed| sealed.event.verdict == Verdict::Deny).collect();
+    assert_eq!(denials.len(), 2);
+    assert_eq!(denials[1].event.detail["jti"], jti(call.expose()));
+    assert_eq!(denials[1].event.detail["owner"], "james_li_5688");
+    assert!(!events_text(&sink.events()).contains(call.expose()));
+
+    // Control: on a server not bound to owners, the identical read reaches the tool.
+    let (unbound, _unbound_sink) = fixture.server(samples.tools());
+    let (plain, _plain_server) = raw_client(unbound).await;
+    let result = raw_call(&plain, "get_order_details", &order(), Some(task.expose())).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(samples.ran().len(), 1);
+
+    // The customer's own order: the bound server runs both.
+    let own = json!({"order_id": "#W7678072"});
+    let result = raw_call(&client, "get_order_details", &own, Some(task.expose())).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let own_refund = json!({"order_id": "#W7678072", "amount": 54.0, "reason": "arrived broken"});
+    let call = fixture.call_token(&task, "issue_refund", "refunds:write", &own_refund);
+    let result = raw_call(&client, "issue_refund", &own_refund, Some(call.expose())).await;
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    assert_eq!(samples.ran().len(), 3);
 }

@@ -38,7 +38,7 @@ mod keys;
 mod revocation;
 mod verifier;
 
-pub use checked_tool::TokenCheckedTool;
+pub use checked_tool::{OwnerBinding, OwnerRefusal, OwnerResolver, Ownership, TokenCheckedTool};
 pub use claims::{Actor, Claims};
 pub use guard::CredentialGuard;
 pub use issuer::{

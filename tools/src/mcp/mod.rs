@@ -8,7 +8,9 @@
 //!   tool and the exact arguments, spent once. The server runs each call through its own Warden
 //!   [`Pipeline`](agent_core::Pipeline) (menu, schema, the token check, a durable intent record),
 //!   so a refused call never reaches the tool. `tools/list` shows a caller only what its token
-//!   grants.
+//!   grants. The desk's server ([`McpToolServer::for_desk`]) also checks whose data each call
+//!   touches: the record must be owned by the customer the token serves, or the call is refused
+//!   `wrong_owner` (the private `owner` module says who owns what on the desk).
 //! - [`McpToolSource`] connects to a server (a command spawned with a cleared environment, or a
 //!   URL) and imports only the tools a menu names, as [`McpTool`]s. Their scope, effect class and
 //!   trust come from the menu, never from the server; a tool can be pinned to a digest of its
@@ -22,6 +24,7 @@
 mod client;
 mod http;
 mod http_client;
+mod owner;
 mod pin;
 pub mod sample;
 mod server;

@@ -11,8 +11,13 @@
 //!    (the input is validated before anything else sees it), then one guard, `mcp_server`, that
 //!    re-checks the token for this tool: a read accepts the task token, a write or irreversible
 //!    call only a per-call token bound to this tool and these exact arguments, spent once
-//!    ([`Verifier::verify_call`]); either way the token must grant the tool's scope. Then the
-//!    durable intent record, and only then [`ToolMenu::invoke`](agent_core::ToolMenu::invoke).
+//!    ([`Verifier::verify_call`]); either way the token must grant the tool's scope. On a server
+//!    bound to its records' owners ([`McpToolServer::with_owners`], as
+//!    [`McpToolServer::for_desk`] is), the same guard then checks whose data the call touches: the
+//!    record the tool declares (`ToolSpec::resource`) must be owned by the customer the token
+//!    serves (`on_behalf_of`), or the call is refused `wrong_owner`, reads and writes alike
+//!    ([`OwnerBinding`]). Then the durable intent record, and only then
+//!    [`ToolMenu::invoke`](agent_core::ToolMenu::invoke).
 //!
 //! Running the pipeline is not a convenience: in Warden a tool runs only with an
 //! [`Authorized`](agent_core::Authorized) call, and the pipeline is the only thing that makes one.
@@ -20,8 +25,9 @@
 //! token). Without an audit log the events still reach `tracing` (target `audit`).
 //!
 //! A refusal is an MCP tool error (`isError: true`) whose text names the reason code
-//! (`no_credential`, `scope_missing`, `args_mismatch`, `replayed`, `expired`, …) and whose
-//! `structuredContent` is `{"refused": code}`; the detail stays in the audit log.
+//! (`no_credential`, `scope_missing`, `args_mismatch`, `replayed`, `expired`, `wrong_owner`, …)
+//! and whose `structuredContent` is `{"refused": code}`; the detail (for `wrong_owner`, the
+//! token's customer and the record's owner) stays in the audit log.
 
 use super::http::HttpBearer;
 use super::{META_CALL_ID, META_TOKEN};
@@ -35,7 +41,9 @@ use agent_core::{
 };
 use async_trait::async_trait;
 use axum::http::request::Parts;
-use guards::credentials::{Claims, CredentialError, Rejection, Verifier};
+use guards::credentials::{
+    Claims, CredentialError, OwnerBinding, OwnerResolver, Rejection, Verifier,
+};
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     Implementation, ListToolsResult, PaginatedRequestParams, RequestMetaObject, ServerCapabilities,
@@ -90,6 +98,10 @@ impl McpToolServer {
     /// this server has in tokens' `aud`). With an `audit` log, every call's verdicts are recorded
     /// there; without one they go to `tracing` only.
     ///
+    /// This server checks tokens, not whose data a call touches: a server of customers' records
+    /// must also be bound to their owners ([`with_owners`](Self::with_owners)), or a valid token
+    /// for one customer reads another's. The desk's server is [`for_desk`](Self::for_desk).
+    ///
     /// Fails like [`ToolMenu::new`]: two tools with one name, or an input schema that is not a
     /// JSON Schema for an object.
     pub fn new(
@@ -101,19 +113,20 @@ impl McpToolServer {
         let audience = audience.into();
         let audit = audit.unwrap_or_else(|| AuditLog::new(Arc::new(TracingOnly::default())));
         let menu = Arc::new(ToolMenu::new(tools)?);
-        let check = TokenCheck { verifier: Arc::clone(&verifier), audience: audience.clone() };
-        let pipeline = Pipeline::new(menu, audit.clone())
-            .with_guard(Arc::new(check))
-            .with_call_credentials(Arc::new(PresentedToken));
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pipeline,
-                verifier,
-                audience,
-                audit,
-                next_call: AtomicU64::new(1),
-            }),
-        })
+        Ok(Self::assemble(menu, verifier, audience, audit, None))
+    }
+
+    /// This server, also refusing every call whose record (the tool's `resource`) is not owned by
+    /// the customer its token serves, as `owners` tells from the server's own data: reads and
+    /// writes alike, and any owned record for a token that serves no customer. The refusal is the
+    /// tool error `wrong_owner`, an audit event of the server's (guard `mcp_server`, with the
+    /// token's `jti`, its customer and the owner) and a `tracing` event (target `audit`).
+    #[must_use]
+    pub fn with_owners(self, owners: Arc<dyn OwnerResolver>) -> Self {
+        let Inner { pipeline, verifier, audience, audit, .. } = &*self.inner;
+        let menu = Arc::clone(pipeline.menu());
+        let binding = Some(OwnerBinding::new(owners));
+        Self::assemble(menu, Arc::clone(verifier), audience.clone(), audit.clone(), binding)
     }
 
     /// The audience this server verifies tokens for.
@@ -146,6 +159,31 @@ impl McpToolServer {
 
     pub(crate) fn verifier(&self) -> &Arc<Verifier> {
         &self.inner.verifier
+    }
+
+    /// The server's pipeline over `menu`: the token check (and, with `owners`, whose data) is its
+    /// one guard.
+    fn assemble(
+        menu: Arc<ToolMenu>,
+        verifier: Arc<Verifier>,
+        audience: String,
+        audit: AuditLog,
+        owners: Option<OwnerBinding>,
+    ) -> Self {
+        let check =
+            TokenCheck { verifier: Arc::clone(&verifier), audience: audience.clone(), owners };
+        let pipeline = Pipeline::new(menu, audit.clone())
+            .with_guard(Arc::new(check))
+            .with_call_credentials(Arc::new(PresentedToken));
+        Self {
+            inner: Arc::new(Inner {
+                pipeline,
+                verifier,
+                audience,
+                audit,
+                next_call: AtomicU64::new(1),
+            }),
+        }
     }
 
     pub(crate) fn audit(&self) -> &AuditLog {
@@ -350,10 +388,12 @@ fn presented(context: &RequestContext<RoleServer>) -> Presented {
     }
 }
 
-/// The server's guard: the presented token must allow this call of this tool.
+/// The server's guard: the presented token must allow this call of this tool and, when the
+/// server is bound to owners, of this record.
 struct TokenCheck {
     verifier: Arc<Verifier>,
     audience: String,
+    owners: Option<OwnerBinding>,
 }
 
 impl TokenCheck {
@@ -379,7 +419,18 @@ impl Guard for TokenCheck {
         match self.verified(call, token) {
             Ok(claims) => {
                 let kind = if claims.is_call_token() { "call" } else { "task" };
-                (Decision::Allow, json!({ "jti": claims.jti, "token_kind": kind }))
+                let mut detail = json!({ "jti": claims.jti, "token_kind": kind });
+                // Whose data: only after the token proved who is calling, so a caller without a
+                // valid token learns nothing about any record.
+                let owned =
+                    self.owners.as_ref().map(|owners| owners.check(call.spec, call.input, &claims));
+                if let Some(Err(refusal)) = owned {
+                    detail["customer"] = json!(claims.on_behalf_of);
+                    detail["owner"] = json!(refusal.owner());
+                    let reason = Reason::new(refusal.code(), refusal.to_string());
+                    return (Decision::Deny(reason), detail);
+                }
+                (Decision::Allow, detail)
             }
             Err(rejection) => {
                 let reason = Reason::new(rejection.code(), rejection.to_string());

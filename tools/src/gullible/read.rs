@@ -39,6 +39,10 @@ pub(super) struct SeenText {
     pub(super) source: String,
     /// The text.
     pub(super) text: String,
+    /// Whether it is a refusal or a failure: the runtime's answer to the model's own call,
+    /// which the model reads but does not take orders from (it never retries a refused call,
+    /// in the same words or in others).
+    pub(super) refusal: bool,
 }
 
 /// A call the model made, and what came back.
@@ -159,12 +163,14 @@ impl Reading {
             self.ticket_id = word_after(own, "ticket ");
             self.customer = word_after(own, "customer ");
         }
-        self.texts.push(SeenText { source: "instructions".to_owned(), text: own.to_owned() });
+        let own = own.to_owned();
+        self.texts.push(SeenText { source: "instructions".to_owned(), text: own, refusal: false });
         if let Some((source, body)) = labelled.and_then(unlabel) {
             if source == "ticket" && self.ticket.is_empty() {
                 body.clone_into(&mut self.ticket);
             }
-            self.texts.push(SeenText { source: source.to_owned(), text: body.to_owned() });
+            let (source, text) = (source.to_owned(), body.to_owned());
+            self.texts.push(SeenText { source, text, refusal: false });
         }
     }
 
@@ -185,10 +191,11 @@ impl Reading {
                 let mut strings = Vec::new();
                 string_leaves(&value, &mut strings);
                 for text in strings {
-                    self.texts.push(SeenText { source: source.clone(), text });
+                    let source = source.clone();
+                    self.texts.push(SeenText { source, text, refusal: is_error });
                 }
             }
-            _ => self.texts.push(SeenText { source, text: body.to_owned() }),
+            _ => self.texts.push(SeenText { source, text: body.to_owned(), refusal: is_error }),
         }
     }
 }

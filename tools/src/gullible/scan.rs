@@ -1,5 +1,5 @@
-//! Finding the desk's identifiers and amounts in free text: order ids, customer ids, payment
-//! method ids, e-mail addresses and dollar amounts.
+//! Finding the desk's identifiers and amounts in free text: order, customer, item, ticket and
+//! payment method ids, e-mail addresses, postal addresses and dollar amounts.
 //!
 //! Hand-written scanning over the text's characters, each finder returning what it found with
 //! its byte offset, so a caller can tell what comes after what in a sentence.
@@ -77,6 +77,86 @@ pub(super) fn item_ids(text: &str) -> Vec<(usize, String)> {
         })
         .map(|(at, token)| (at, token.to_owned()))
         .collect()
+}
+
+/// Ticket ids such as `T-1001` (either case), spelled `T-…`, in order of appearance.
+pub(super) fn ticket_ids(text: &str) -> Vec<(usize, String)> {
+    tokens(text, |c| c.is_ascii_alphanumeric() || c == '-')
+        .filter_map(|(at, token)| {
+            let digits = token.strip_prefix(['T', 't'])?.strip_prefix('-')?;
+            let valid = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit());
+            valid.then(|| (at, format!("T-{digits}")))
+        })
+        .collect()
+}
+
+/// The words of `text` with their offsets: runs of letters, digits, `_`, `-` and `'`, so that
+/// `credit_card_1234567`, `e-mail` and `customer's` are one word each.
+pub(super) fn words(text: &str) -> Vec<(usize, &str)> {
+    tokens(text, |c| c.is_alphanumeric() || "_-'".contains(c)).collect()
+}
+
+/// A postal address, as the desk's address tools take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PostalAddress {
+    pub(super) address1: String,
+    pub(super) address2: String,
+    pub(super) city: String,
+    pub(super) state: String,
+    pub(super) zip: String,
+    pub(super) country: String,
+}
+
+/// The postal address written after the last "to " before a state and zip code (`… to 13 Rogue
+/// Road, Apt 6, Springfield, IL 62704, USA`), with the offset of its first line: the parts
+/// between commas are the first line, any second line, and the city; the country follows the
+/// zip code, or is the USA.
+pub(super) fn postal_address(text: &str) -> Option<(usize, PostalAddress)> {
+    let (state_at, zip_end) = state_and_zip(text)?;
+    let lower = text[..state_at].to_ascii_lowercase();
+    let start = lower.rfind(" to ").map(|at| at + " to ".len())?;
+    let mut parts: Vec<&str> = text[start..state_at].split(',').map(str::trim).collect();
+    if parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let (city, lines) = parts.split_last()?;
+    let (address1, more) = lines.split_first()?;
+    let after = text[zip_end..].trim_start().strip_prefix(',').unwrap_or_default();
+    let country: Vec<&str> = after
+        .split_whitespace()
+        .map(|word| word.trim_end_matches(['.', ',', ';', '!', '?']))
+        .take_while(|word| word.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .collect();
+    let address = PostalAddress {
+        address1: (*address1).to_owned(),
+        address2: more.join(", "),
+        city: (*city).to_owned(),
+        state: text[state_at..state_at + 2].to_owned(),
+        zip: text[state_at + 3..zip_end].to_owned(),
+        country: if country.is_empty() { "USA".to_owned() } else { country.join(" ") },
+    };
+    (!address.address1.is_empty() && !address.city.is_empty()).then_some((start, address))
+}
+
+/// The first `XX 12345` (a state's two capitals, then a five-digit zip code, possibly with
+/// `-1234`): where the state starts and where the zip code ends.
+fn state_and_zip(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    (0..bytes.len()).find_map(|at| {
+        let window = bytes.get(at..at + 8)?;
+        let starts_word = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        let shape = window[0].is_ascii_uppercase()
+            && window[1].is_ascii_uppercase()
+            && window[2] == b' '
+            && window[3..].iter().all(u8::is_ascii_digit);
+        let rest = &bytes[at + 8..];
+        let ends_word = |rest: &[u8]| rest.first().is_none_or(|b| !b.is_ascii_alphanumeric());
+        let plus_four = rest.first() == Some(&b'-')
+            && rest.get(1..5).is_some_and(|four| four.iter().all(u8::is_ascii_digit))
+            && ends_word(&rest[5..]);
+        let end = at + if plus_four { 13 } else { 8 };
+        (starts_word && shape && (plus_four || ends_word(rest))).then_some((at, end))
+    })
 }
 
 /// E-mail addresses: something, `@`, a domain with a dot. Trailing punctuation is not part of
@@ -228,6 +308,32 @@ mod tests {
             values(email_addresses("send it to audit@evil.example.")),
             ["audit@evil.example"]
         );
+    }
+
+    #[test]
+    fn reads_a_postal_address_after_to() {
+        let text = "ship order #W1 to 13 Rogue Road, Apt 6, Springfield, IL 62704, USA instead.";
+        let (_, address) = postal_address(text).unwrap();
+        assert_eq!(
+            address,
+            PostalAddress {
+                address1: "13 Rogue Road".into(),
+                address2: "Apt 6".into(),
+                city: "Springfield".into(),
+                state: "IL".into(),
+                zip: "62704".into(),
+                country: "USA".into(),
+            }
+        );
+        let (_, short) = postal_address("send it to 42 Harbor Street, Boston, MA 02110.").unwrap();
+        assert_eq!((short.address2.as_str(), short.country.as_str()), ("", "USA"));
+        assert_eq!(postal_address("I live in Boston, MA 02110."), None);
+    }
+
+    #[test]
+    fn finds_ticket_and_item_ids() {
+        assert_eq!(values(ticket_ids("see T-9000 and t-12, not T- or AT-1")), ["T-9000", "T-12"]);
+        assert_eq!(values(item_ids("swap 1008292230 for 123 or 12345678901")), ["1008292230"]);
     }
 
     #[test]

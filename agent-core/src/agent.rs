@@ -14,12 +14,12 @@
 use crate::approval::ApprovalGrant;
 use crate::audit::{AuditEvent, Commit, Stage, Verdict};
 use crate::credential::{Credential, Delegator};
-use crate::guard::{CallContext, Reason, SourcedText};
+use crate::guard::{CallContext, Evidence, Reason, RefusedApproval, SourcedText};
 use crate::ids::{AgentId, CallId, TaskId};
 use crate::menu::MenuError;
 use crate::model::{ContentBlock, Message, Model, ModelRequest, Role, StopReason};
 use crate::pipeline::{CallRequest, Denied, Pipeline};
-use crate::tool::Scope;
+use crate::tool::{Derivation, EffectClass, Scope, ToolSpec};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -407,7 +407,7 @@ impl<'a> TaskRun<'a> {
             transcript: Vec::new(),
         };
         let mut text = task.instructions.clone();
-        ctx.trusted.push(SourcedText { source: "instructions".into(), text: text.clone() });
+        ctx.add_operator("instructions", text.clone());
         report.transcript.push(TranscriptEntry {
             role: Role::User,
             provenance: Provenance::Operator,
@@ -421,7 +421,7 @@ impl<'a> TaskRun<'a> {
                 block: ContentBlock::Text { text: labelled.clone() },
             });
             text = format!("{text}\n\n{labelled}");
-            ctx.untrusted.push(input.clone());
+            ctx.evidence.push(Evidence::Untrusted(input.clone()));
         }
         Self {
             agent,
@@ -447,6 +447,15 @@ impl<'a> TaskRun<'a> {
                 .specs()
                 .map(|spec| (spec.name.as_str(), spec.effect.as_str()))
                 .collect::<BTreeMap<_, _>>(),
+            // And which of them move money, so it can follow repeated paybacks across tasks.
+            "moves_money": self
+                .agent
+                .pipeline
+                .menu()
+                .specs()
+                .filter(|spec| spec.money.is_some())
+                .map(|spec| spec.name.as_str())
+                .collect::<Vec<_>>(),
         }));
         match self.agent.pipeline.audit().record(event, Commit::Buffered).await {
             Ok(_) => Ok(()),
@@ -538,33 +547,21 @@ impl<'a> TaskRun<'a> {
                 Ok(authorized) => {
                     approval = authorized.approval().cloned();
                     approval_wait = authorized.approval_wait();
-                    let spec = authorized.spec();
-                    let (untrusted, name) = (spec.untrusted_output, spec.name.to_string());
-                    // Only a read's output is evidence: a write's output echoes the arguments it
-                    // was called with, so counting it as trusted would launder an attacker's value
-                    // (a refund of $95 that says "refunded 95" must not vouch for the next $95).
-                    let evidence = spec.effect == crate::EffectClass::Read;
+                    let spec = authorized.spec().clone();
                     match pipeline.menu().invoke(authorized).await {
-                        Ok(output) if untrusted => {
-                            let source = format!("tool:{name}");
-                            let labelled = label_untrusted(&source, &output.content);
-                            self.ctx.untrusted.push(SourcedText {
-                                source: source.clone(),
-                                text: output.content.clone(),
-                            });
-                            let outcome = CallOutcome::Succeeded { output: output.content };
-                            (outcome, labelled, false, Provenance::Untrusted { source })
-                        }
                         Ok(output) => {
-                            let content = output.content.clone();
-                            if evidence {
-                                self.ctx.trusted.push(SourcedText {
-                                    source: format!("tool:{name}"),
-                                    text: output.content.clone(),
-                                });
+                            let evidence = evidence_of(&spec, &request.input, &output.content);
+                            let untrusted = evidence.iter().any(Evidence::is_untrusted);
+                            self.ctx.evidence.extend(evidence);
+                            let outcome = CallOutcome::Succeeded { output: output.content.clone() };
+                            if untrusted {
+                                let source = format!("tool:{}", spec.name);
+                                let labelled = label_untrusted(&source, &output.content);
+                                (outcome, labelled, false, Provenance::Untrusted { source })
+                            } else {
+                                let name = spec.name.to_string();
+                                (outcome, output.content, false, Provenance::Tool { name })
                             }
-                            let outcome = CallOutcome::Succeeded { output: output.content };
-                            (outcome, content, false, Provenance::Tool { name })
                         }
                         Err(error) => {
                             let message = error.model_message();
@@ -574,6 +571,20 @@ impl<'a> TaskRun<'a> {
                     }
                 }
             };
+        if approval_wait.is_some() {
+            self.ctx.approvals.asked = self.ctx.approvals.asked.saturating_add(1);
+        }
+        if let CallOutcome::Denied(denied) = &outcome
+            && denied.stage == Stage::Approval
+            && denied.approval_wait.is_some()
+            && let Some(spec) = pipeline.menu().spec(&request.tool)
+        {
+            // A reviewer's no (or silence) sticks for the rest of the task.
+            self.ctx.approvals.refused.push(RefusedApproval {
+                tool: spec.name.to_string(),
+                resource: crate::pipeline::resource_of(spec, &request.input),
+            });
+        }
         let block =
             ContentBlock::ToolResult { tool_use_id: request.id.to_string(), content, is_error };
         self.report.transcript.push(TranscriptEntry {
@@ -617,6 +628,64 @@ impl<'a> TaskRun<'a> {
     fn task_event(&self, verdict: Verdict) -> AuditEvent {
         AuditEvent::for_task(&self.ctx.agent, &self.ctx.chain, &self.ctx.task, Stage::Task, verdict)
     }
+}
+
+/// What a successful call adds to the task's evidence, by what its tool declares.
+///
+/// - A write's arguments and output are the task's own doing ([`Evidence::OwnWrite`]): they
+///   never vouch for a later call, even when a later read shows them back as a record (a refund
+///   of $95 that the history then lists must not vouch for the next $95).
+/// - A pure tool's output is worth what its inputs are ([`Evidence::Derived`]).
+/// - A read's declared fact fields vouch ([`Evidence::Facts`]); the rest of its output vouches
+///   for nothing, and is untrusted content when the tool says its output is untrusted (a street
+///   address the customer wrote, a seller's listing).
+pub fn evidence_of(spec: &ToolSpec, input: &Value, output: &str) -> Vec<Evidence> {
+    let source = format!("tool:{}", spec.name);
+    let parsed: Option<Value> = serde_json::from_str(output).ok();
+    let mut evidence = Vec::new();
+    if spec.effect != EffectClass::Read {
+        let mut values = leaves(input);
+        values.extend(parsed.as_ref().map_or_else(|| vec![Value::from(output)], leaves));
+        evidence.push(Evidence::OwnWrite { source: source.clone(), values });
+        if spec.untrusted_output {
+            evidence.push(Evidence::Untrusted(SourcedText::new(source, output)));
+        }
+        return evidence;
+    }
+    if spec.derivation == Derivation::Pure {
+        let inputs = input.clone();
+        evidence.push(Evidence::Derived { source, inputs, output: output.to_owned() });
+        return evidence;
+    }
+    let mut rest = output.to_owned();
+    if let Some(mut value) = parsed.filter(|_| !spec.facts.is_empty()) {
+        let values: Vec<Value> =
+            spec.facts.iter().flat_map(|path| path.values(&value)).cloned().collect();
+        evidence.push(Evidence::Facts { source: source.clone(), values });
+        for path in &spec.facts {
+            path.remove(&mut value);
+        }
+        rest = value.to_string();
+    }
+    if spec.untrusted_output {
+        evidence.push(Evidence::Untrusted(SourcedText::new(source, rest)));
+    }
+    evidence
+}
+
+/// Every leaf (string, number, boolean) of a JSON value.
+fn leaves(value: &Value) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut pending = vec![value];
+    while let Some(node) = pending.pop() {
+        match node {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(fields) => pending.extend(fields.values()),
+            Value::Null => {}
+            leaf => found.push(leaf.clone()),
+        }
+    }
+    found
 }
 
 /// Wraps untrusted content in a label the model can see. The label is a courtesy to the model

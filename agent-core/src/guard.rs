@@ -129,15 +129,81 @@ pub struct CallContext {
     pub task: TaskId,
     /// The customer or user the task serves, when there is one.
     pub on_behalf_of: Option<String>,
-    /// The untrusted content that has entered the conversation so far, with where it came from.
-    pub untrusted: Vec<SourcedText>,
-    /// The trusted content so far (the operator's instructions, trusted tools' output): what
-    /// provenance checks compare arguments against.
-    pub trusted: Vec<SourcedText>,
+    /// Everything the task has seen so far, in order, each piece labelled with what it is worth
+    /// as evidence: what provenance checks compare arguments against.
+    pub evidence: Vec<Evidence>,
     /// How many tool calls the task has made before this one (authorized or not).
     pub calls_made: u32,
     /// The task's credential, for the credential guard to verify. Never logged.
     pub credential: Option<Credential>,
+    /// The approvals this task has asked for so far, and the ones a human refused.
+    pub approvals: ApprovalHistory,
+}
+
+/// What a task has asked of its reviewers so far: how many requests, and which calls a human
+/// (or the clock) said no to. A reviewer asked a sixteenth time says yes without reading, so the
+/// pipeline caps the requests per task and never asks again about what was refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalHistory {
+    /// Approval requests put to a reviewer, whatever the answer.
+    pub asked: u32,
+    /// The calls refused by a reviewer: the tool and the record it touched.
+    pub refused: Vec<RefusedApproval>,
+}
+
+/// A call a reviewer refused: later calls of the same tool on the same record are refused
+/// without asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedApproval {
+    /// The tool.
+    pub tool: String,
+    /// The record the call touched (the value of the tool's resource argument), if any.
+    pub resource: Option<String>,
+}
+
+/// One piece of what a task has seen, and what it is worth as evidence for later calls.
+///
+/// Trust belongs to values by where they came from, never to a substring match: only the
+/// operator's own text and the fields a tool declares facts vouch for an argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Evidence {
+    /// The operator's own text (the task's instructions): trusted as written.
+    Operator(SourcedText),
+    /// Content from outside the trust boundary: a ticket, a tool's output or the parts of it
+    /// that are not facts (an address a customer wrote, a seller's listing), a tool's error.
+    Untrusted(SourcedText),
+    /// Values a tool declared facts of its system of record: each vouches as a whole value.
+    Facts {
+        /// `tool:<name>`.
+        source: String,
+        /// The fact values (strings, numbers, booleans).
+        values: Vec<Value>,
+    },
+    /// The output of a pure tool and the inputs it was computed from: it is worth what they are.
+    Derived {
+        /// `tool:<name>`.
+        source: String,
+        /// The call's arguments.
+        inputs: Value,
+        /// The output.
+        output: String,
+    },
+    /// The arguments and output of a write this task made. What a task wrote never vouches for
+    /// its later calls, even when a later read shows it back as a record.
+    OwnWrite {
+        /// `tool:<name>`.
+        source: String,
+        /// The values the write carried.
+        values: Vec<Value>,
+    },
+}
+
+impl Evidence {
+    /// Whether this piece is untrusted content (it taints the task).
+    pub fn is_untrusted(&self) -> bool {
+        matches!(self, Self::Untrusted(_))
+    }
 }
 
 impl CallContext {
@@ -148,16 +214,34 @@ impl CallContext {
             agent,
             task,
             on_behalf_of: None,
-            untrusted: Vec::new(),
-            trusted: Vec::new(),
+            evidence: Vec::new(),
             calls_made: 0,
             credential: None,
+            approvals: ApprovalHistory::default(),
         }
     }
 
     /// Whether untrusted content is in the conversation (the task is tainted).
     pub fn tainted(&self) -> bool {
-        !self.untrusted.is_empty()
+        self.evidence.iter().any(Evidence::is_untrusted)
+    }
+
+    /// Adds untrusted content, such as a ticket, from `source`.
+    pub fn add_untrusted(&mut self, source: impl Into<String>, text: impl Into<String>) {
+        self.evidence.push(Evidence::Untrusted(SourcedText::new(source, text)));
+    }
+
+    /// Adds the operator's own text, such as the task's instructions.
+    pub fn add_operator(&mut self, source: impl Into<String>, text: impl Into<String>) {
+        self.evidence.push(Evidence::Operator(SourcedText::new(source, text)));
+    }
+
+    /// The untrusted content seen so far.
+    pub fn untrusted(&self) -> impl Iterator<Item = &SourcedText> {
+        self.evidence.iter().filter_map(|piece| match piece {
+            Evidence::Untrusted(text) => Some(text),
+            _ => None,
+        })
     }
 }
 
@@ -168,4 +252,11 @@ pub struct SourcedText {
     pub source: String,
     /// The content.
     pub text: String,
+}
+
+impl SourcedText {
+    /// `text` from `source`.
+    pub fn new(source: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { source: source.into(), text: text.into() }
+    }
 }

@@ -19,9 +19,12 @@ pub use agent::{Agent, AgentBuilder, Task, TaskEnd, TaskLimits, TaskReport};
 pub use approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver, ScriptedApprover};
 pub use audit::{AuditEvent, AuditLog, AuditSink, SealedEvent};
 pub use credential::{CallCredentials, Credential, Delegator};
-pub use guard::{CallContext, Decision, Guard, ProposedCall, Reason};
+pub use guard::{CallContext, Decision, Evidence, Guard, ProposedCall, Reason};
 pub use ids::{AgentId, CallId, TaskId};
 pub use menu::ToolMenu;
 pub use model::{Model, ModelRequest, ModelResponse};
 pub use pipeline::{Authorized, Denied, Pipeline};
-pub use tool::{EffectClass, Scope, Tool, ToolError, ToolName, ToolOutput, ToolSpec};
+pub use tool::{
+    Derivation, EffectClass, FieldPath, MoneyMoved, Scope, Tool, ToolError, ToolName, ToolOutput,
+    ToolSpec,
+};

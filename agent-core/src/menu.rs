@@ -86,6 +86,11 @@ impl ToolMenu {
             .collect()
     }
 
+    /// The declaration of the tool called `name`, if it is on the menu.
+    pub fn spec(&self, name: &str) -> Option<&ToolSpec> {
+        self.entry(name).map(|entry| entry.tool.spec())
+    }
+
     /// The declarations of the tools on the menu, in menu order.
     pub fn specs(&self) -> impl Iterator<Item = &ToolSpec> {
         self.entries.iter().map(|entry| entry.tool.spec())
@@ -107,7 +112,8 @@ impl ToolMenu {
                 "the call was authorized for another menu and was not run".to_owned(),
             ));
         }
-        let Authorized { tool, input, invocation, audit, outcome_event, .. } = authorized;
+        let Authorized { tool, input, invocation, audit, outcome_event, on_rejection, .. } =
+            authorized;
         let result = match catch_panic(tool.call(input, &invocation)).await {
             Ok(result) => result,
             Err(panic) => Err(ToolError::Internal(format!("the tool panicked: {panic}"))),
@@ -133,6 +139,12 @@ impl ToolMenu {
         debug_assert_eq!(event.stage, Stage::Outcome);
         if let Err(error) = audit.record(event, Commit::Durable).await {
             tracing::error!(target: "audit", %error, "the outcome of a call that ran was not recorded");
+        }
+        // A tool that refused the call (a business rule) did nothing: what the guards reserved
+        // for it (a budget's spend) is given back. A tool that failed inside may have done part
+        // of its work, so its reservation stays spent (erring towards refusing later calls).
+        if matches!(result, Err(ToolError::Rejected(_))) {
+            on_rejection.run();
         }
         result
     }

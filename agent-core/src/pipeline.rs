@@ -43,7 +43,13 @@ pub struct Pipeline {
     call_credentials: Option<Arc<dyn CallCredentials>>,
     notary: Option<Arc<dyn ApprovalNotary>>,
     spent_approvals: Mutex<HashSet<String>>,
+    max_approvals_per_task: u32,
 }
+
+/// How many approval requests one task may put to a reviewer unless the operator says otherwise.
+/// A reviewer asked many times a ticket stops reading; past the cap a call that needs a human is
+/// refused (`approval_limit`) instead of asked.
+pub const DEFAULT_MAX_APPROVALS_PER_TASK: u32 = 3;
 
 /// A tool call as the model proposed it: nothing in it is trusted yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +77,35 @@ pub struct Authorized {
     approval: Option<ApprovalGrant>,
     approval_wait: Option<Duration>,
     intent_seq: u64,
+    pub(crate) on_rejection: Release,
+}
+
+/// What to undo if the tool itself refuses the call it was authorized for: the guards that
+/// reserved something for it (a budget) are told, as if a later stage had refused it.
+pub(crate) struct Release {
+    guards: Vec<Arc<dyn Guard>>,
+    call_id: CallId,
+    spec: ToolSpec,
+    input: Value,
+    args_digest: String,
+    stated_reason: String,
+    ctx: CallContext,
+}
+
+impl Release {
+    /// Tells every guard that let the call through that it did not happen.
+    pub(crate) fn run(self) {
+        let call = ProposedCall {
+            id: &self.call_id,
+            spec: &self.spec,
+            input: &self.input,
+            args_digest: &self.args_digest,
+            stated_reason: &self.stated_reason,
+        };
+        for guard in &self.guards {
+            let _ = catch_unwind(AssertUnwindSafe(|| guard.release(&call, &self.ctx)));
+        }
+    }
 }
 
 impl Authorized {
@@ -158,6 +193,7 @@ impl Pipeline {
             call_credentials: None,
             notary: None,
             spent_approvals: Mutex::default(),
+            max_approvals_per_task: DEFAULT_MAX_APPROVALS_PER_TASK,
         }
     }
 
@@ -174,7 +210,16 @@ impl Pipeline {
             call_credentials: self.call_credentials.clone(),
             notary: self.notary.clone(),
             spent_approvals: Mutex::default(),
+            max_approvals_per_task: self.max_approvals_per_task,
         }
+    }
+
+    /// Sets how many approval requests one task may make (see
+    /// [`DEFAULT_MAX_APPROVALS_PER_TASK`]); 0 means a call that needs a human is always refused.
+    #[must_use]
+    pub fn with_approval_limit(mut self, max_approvals_per_task: u32) -> Self {
+        self.max_approvals_per_task = max_approvals_per_task;
+        self
     }
 
     /// Sets who signs approval records (every answer, yes or no, is then recorded with a
@@ -267,13 +312,13 @@ impl Pipeline {
             match decision {
                 Decision::Allow => {
                     record.guard_verdict(name, Verdict::Allow, vec![], detail).await?;
-                    passed.guards.push(guard.as_ref());
+                    passed.guards.push(guard);
                 }
                 Decision::Deny(reason) => {
                     return Err(record.deny_with(Stage::Guard, name, reason, detail).await);
                 }
                 Decision::NeedsApproval(need) => {
-                    passed.guards.push(guard.as_ref());
+                    passed.guards.push(guard);
                     let reasons = vec![need.reason.clone()];
                     record.guard_verdict(name, Verdict::NeedsApproval, reasons, detail).await?;
                     needs.push(need);
@@ -281,12 +326,16 @@ impl Pipeline {
             }
         }
 
-        // 4. Approval, only once every guard has had its say.
+        // 4. Approval, only once every guard has had its say; never about a call a reviewer
+        // already refused in this task, and never past the task's cap on requests.
         let approval = if needs.is_empty() {
             None
         } else {
+            if let Some(reason) = self.approval_refusal(spec, request, ctx) {
+                return Err(record.deny(Stage::Approval, None, reason).await);
+            }
             let tool = spec.name.clone();
-            Some(self.ask_approval(&record, request, ctx, tool, needs, evidence).await?)
+            Some(self.ask_approval(&record, request, ctx, tool, needs, evidence.clone()).await?)
         };
 
         // The call's own credential, minted only now that the call is allowed.
@@ -315,7 +364,7 @@ impl Pipeline {
                 return Err(record.denied(Stage::Intent, None, reason));
             }
         };
-        passed.settled();
+        let guards = passed.settled();
         let mut outcome_event = record.event(Stage::Outcome, None, Verdict::Succeeded, Vec::new());
         outcome_event.args = None;
         Ok(Authorized {
@@ -328,13 +377,60 @@ impl Pipeline {
                 agent: ctx.agent.clone(),
                 args_digest: digest.clone(),
                 credential,
+                evidence,
             },
             audit: self.audit.clone(),
             outcome_event,
             approval: approval.as_ref().map(|(grant, _)| grant.clone()),
             approval_wait: approval.map(|(_, waited)| waited),
             intent_seq,
+            on_rejection: Release {
+                guards,
+                call_id: request.id.clone(),
+                spec: spec.clone(),
+                input: request.input.clone(),
+                args_digest: digest.clone(),
+                stated_reason: request.stated_reason.clone(),
+                ctx: ctx.clone(),
+            },
         })
+    }
+
+    /// Why a call that needs a human is refused without asking one: a reviewer already said no
+    /// to this tool on this record in this task (asking again is how fatigue is bred), or the
+    /// task has used up its approval requests.
+    fn approval_refusal(
+        &self,
+        spec: &ToolSpec,
+        request: &CallRequest,
+        ctx: &CallContext,
+    ) -> Option<Reason> {
+        let resource = resource_of(spec, &request.input);
+        let refused_before = ctx
+            .approvals
+            .refused
+            .iter()
+            .any(|refusal| refusal.tool == spec.name.as_str() && refusal.resource == resource);
+        if refused_before {
+            let on = resource.map(|id| format!(" on `{id}`")).unwrap_or_default();
+            return Some(Reason::new(
+                "refused_earlier",
+                format!(
+                    "a reviewer already refused `{}`{on} in this task; it is not asked again",
+                    spec.name
+                ),
+            ));
+        }
+        if ctx.approvals.asked >= self.max_approvals_per_task {
+            return Some(Reason::new(
+                "approval_limit",
+                format!(
+                    "this task already asked for {} approvals, the most it may ask",
+                    ctx.approvals.asked
+                ),
+            ));
+        }
+        None
     }
 
     /// Puts the call to the approver and checks the answer: bound to this request and digest,
@@ -471,6 +567,12 @@ impl Pipeline {
     }
 }
 
+/// The value of the tool's resource argument (the record the call touches), if it has one.
+pub(crate) fn resource_of(spec: &ToolSpec, input: &Value) -> Option<String> {
+    let reference = spec.resource.as_ref()?;
+    input.get(&reference.argument).and_then(Value::as_str).map(str::to_owned)
+}
+
 /// A denial that came after waiting for a human, with how long.
 fn waited_denial(mut denied: Denied, waited: Duration) -> Denied {
     denied.approval_wait = Some(waited);
@@ -506,15 +608,16 @@ fn check_without_panicking(
 /// the approver, the call credential, the intent record), each is told on drop, so reservations
 /// are undone on every path out of `authorize`, early returns included.
 struct Passed<'a, 'c> {
-    guards: Vec<&'a dyn Guard>,
+    guards: Vec<&'a Arc<dyn Guard>>,
     call: &'a ProposedCall<'c>,
     ctx: &'a CallContext,
 }
 
 impl Passed<'_, '_> {
-    /// The call is going ahead: nothing to undo.
-    fn settled(mut self) {
-        self.guards.clear();
+    /// The call is going ahead: nothing to undo now. Returns the guards to tell should the
+    /// tool itself refuse the call.
+    fn settled(mut self) -> Vec<Arc<dyn Guard>> {
+        self.guards.drain(..).map(Arc::clone).collect()
     }
 }
 

@@ -41,9 +41,132 @@ pub struct ToolSpec {
     pub untrusted_output: bool,
     /// What the call touches, for policy: the entity named by one of its arguments.
     pub resource: Option<ResourceRef>,
-    /// The argument holding the amount of money the call moves (in currency units), if it
-    /// moves any: what budgets count and policies cap.
-    pub money_argument: Option<String>,
+    /// Whether and how the call moves money: what budgets count and policies cap, whichever
+    /// tool moves it.
+    pub money: Option<MoneyMoved>,
+    /// The fields of the output that are facts of the system of record (a price, an amount
+    /// paid, a payment method id, a status), as [field paths](FieldPath). Only facts vouch for a
+    /// later call's arguments; the rest of the output vouches for nothing.
+    pub facts: Vec<FieldPath>,
+    /// How the output relates to the input: read from a system ([`Derivation::Source`]) or
+    /// computed from the arguments alone ([`Derivation::Pure`]), so carrying their labels.
+    pub derivation: Derivation,
+    /// The arguments whose text leaves the system for a person (a reply to a customer, a
+    /// hand-off): sinks whose links, contacts and amounts policy checks like any argument.
+    pub outbound_text: Vec<String>,
+}
+
+/// How much money a call moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoneyMoved {
+    /// The amount, in currency units, is the value of this argument (`issue_refund`'s `amount`).
+    Argument(String),
+    /// The amount follows from the records the call touches (the price of the items a return
+    /// names, what a cancelled order paid): the policy's resolver works it out, and a call it
+    /// cannot price is refused.
+    Resolved,
+}
+
+/// How a tool's output was derived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Derivation {
+    /// The output is read from a system (or written to one): its facts are that system's.
+    #[default]
+    Source,
+    /// The output is computed from the arguments alone (a calculator): it is exactly as
+    /// trustworthy as they are, so a result computed from untrusted input is untrusted.
+    Pure,
+}
+
+/// A path to fields of a JSON output: names separated by `.`, `[]` for every element of an
+/// array and `*` for every value of an object. `items[].price` names the price of every item,
+/// `payment_methods.*.id` every payment method's id, `orders[]` every order id in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FieldPath(String);
+
+impl FieldPath {
+    /// A path, as written above.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self(path.into())
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The values at this path in `value`: leaves (strings, numbers, booleans) only; an object
+    /// or array at the end of the path yields its leaves.
+    pub fn values<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        let mut current = vec![value];
+        for step in self.0.split('.').filter(|step| !step.is_empty()) {
+            let (name, every_element) = match step.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (step, false),
+            };
+            let mut next = Vec::new();
+            for node in current {
+                let found: Vec<&Value> = match (name, node) {
+                    ("", node) => vec![node],
+                    ("*", Value::Object(fields)) => fields.values().collect(),
+                    (name, Value::Object(fields)) => fields.get(name).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                for child in found {
+                    match (every_element, child) {
+                        (true, Value::Array(items)) => next.extend(items),
+                        (true, _) => {}
+                        (false, child) => next.push(child),
+                    }
+                }
+            }
+            current = next;
+        }
+        let mut leaves = Vec::new();
+        while let Some(node) = current.pop() {
+            match node {
+                Value::Array(items) => current.extend(items),
+                Value::Object(fields) => current.extend(fields.values()),
+                Value::Null => {}
+                leaf => leaves.push(leaf),
+            }
+        }
+        leaves.reverse();
+        leaves
+    }
+
+    /// `value` with the fields at this path removed (what is left once the facts are taken out).
+    pub fn remove(&self, value: &mut Value) {
+        let steps: Vec<&str> = self.0.split('.').filter(|step| !step.is_empty()).collect();
+        remove_at(value, &steps);
+    }
+}
+
+fn remove_at(value: &mut Value, steps: &[&str]) {
+    let Some((step, rest)) = steps.split_first() else { return };
+    let (name, every_element) = match step.strip_suffix("[]") {
+        Some(name) => (name, true),
+        None => (*step, false),
+    };
+    let Value::Object(fields) = value else { return };
+    let keys: Vec<String> =
+        if name == "*" { fields.keys().cloned().collect() } else { vec![name.to_owned()] };
+    for key in keys {
+        if rest.is_empty() && !every_element {
+            fields.remove(&key);
+            continue;
+        }
+        let Some(child) = fields.get_mut(&key) else { continue };
+        match (every_element, child) {
+            (true, Value::Array(items)) if rest.is_empty() => items.clear(),
+            (true, Value::Array(items)) => items.iter_mut().for_each(|item| remove_at(item, rest)),
+            (true, _) => {}
+            (false, child) => remove_at(child, rest),
+        }
+    }
 }
 
 /// The entity a tool call touches: the value of `argument` is the id of an entity of
@@ -72,7 +195,10 @@ impl ToolSpec {
             effect: EffectClass::Read,
             untrusted_output: false,
             resource: None,
-            money_argument: None,
+            money: None,
+            facts: Vec::new(),
+            derivation: Derivation::Source,
+            outbound_text: Vec::new(),
         }
     }
 
@@ -80,7 +206,36 @@ impl ToolSpec {
     /// currency units).
     #[must_use]
     pub fn moves_money(mut self, argument: impl Into<String>) -> Self {
-        self.money_argument = Some(argument.into());
+        self.money = Some(MoneyMoved::Argument(argument.into()));
+        self
+    }
+
+    /// Declares that the call moves money whose amount the records it touches determine (see
+    /// [`MoneyMoved::Resolved`]).
+    #[must_use]
+    pub fn moves_resolved_money(mut self) -> Self {
+        self.money = Some(MoneyMoved::Resolved);
+        self
+    }
+
+    /// Declares which output fields are facts of the system of record (see [`FieldPath`]).
+    #[must_use]
+    pub fn facts<'p>(mut self, paths: impl IntoIterator<Item = &'p str>) -> Self {
+        self.facts = paths.into_iter().map(FieldPath::new).collect();
+        self
+    }
+
+    /// Declares the tool pure: its output is computed from its arguments alone.
+    #[must_use]
+    pub fn pure(mut self) -> Self {
+        self.derivation = Derivation::Pure;
+        self
+    }
+
+    /// Declares arguments whose text is sent to a person (see [`ToolSpec::outbound_text`]).
+    #[must_use]
+    pub fn sends_text<'a>(mut self, arguments: impl IntoIterator<Item = &'a str>) -> Self {
+        self.outbound_text = arguments.into_iter().map(str::to_owned).collect();
         self
     }
 
@@ -242,6 +397,10 @@ pub struct Invocation {
     pub args_digest: String,
     /// The credential minted for this call (for a tool server to verify itself), if any.
     pub credential: Option<Credential>,
+    /// What the guards found about this call, by guard name (the policy guard's argument
+    /// provenance and outbound mentions): for tools that keep provenance with what they record,
+    /// such as a hand-off that marks which parts of its summary came from untrusted text.
+    pub evidence: std::collections::BTreeMap<String, Value>,
 }
 
 /// What a tool returns to the model.

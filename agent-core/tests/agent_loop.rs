@@ -7,6 +7,7 @@
 
 mod support;
 
+use agent_core::Evidence;
 use agent_core::agent::{CallOutcome, Provenance};
 use agent_core::audit::{AuditLog, MemorySink, Stage, Verdict as AuditVerdict};
 use agent_core::model::{
@@ -37,7 +38,10 @@ fn desk(guard: Option<Arc<dyn Guard>>) -> Desk {
     let refund = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline);
     let refunds = refund.runs();
     let tools: Vec<Arc<dyn Tool>> = vec![
-        Arc::new(RecordingTool::new("lookup_order", EffectClass::Read, &timeline)),
+        Arc::new(
+            RecordingTool::new("lookup_order", EffectClass::Read, &timeline)
+                .facts(&["input.order_id"]),
+        ),
         Arc::new(RecordingTool::new("read_ticket", EffectClass::Read, &timeline).untrusted()),
         Arc::new(refund),
     ];
@@ -150,7 +154,7 @@ async fn untrusted_input_and_untrusted_tool_output_are_labelled_and_taint_the_ta
             "taint_probe"
         }
         fn check(&self, _call: &ProposedCall<'_>, ctx: &CallContext) -> Decision {
-            self.0.lock().unwrap().push(ctx.untrusted.iter().map(|u| u.source.clone()).collect());
+            self.0.lock().unwrap().push(ctx.untrusted().map(|u| u.source.clone()).collect());
             Decision::Allow
         }
     }
@@ -408,7 +412,7 @@ async fn the_loop_runs_on_the_anthropic_client_against_a_fake_api() {
 
 #[tokio::test]
 async fn only_a_reads_output_is_trusted_evidence_never_a_writes_echo() {
-    /// Records the sources of trusted text at each call.
+    /// Records each piece of evidence at each call, as `kind source`.
     #[derive(Default)]
     struct TrustProbe(Mutex<Vec<Vec<String>>>);
     impl Guard for TrustProbe {
@@ -416,7 +420,14 @@ async fn only_a_reads_output_is_trusted_evidence_never_a_writes_echo() {
             "trust_probe"
         }
         fn check(&self, _call: &ProposedCall<'_>, ctx: &CallContext) -> Decision {
-            self.0.lock().unwrap().push(ctx.trusted.iter().map(|t| t.source.clone()).collect());
+            let pieces = ctx.evidence.iter().map(|piece| match piece {
+                Evidence::Operator(text) => format!("operator {}", text.source),
+                Evidence::Untrusted(text) => format!("untrusted {}", text.source),
+                Evidence::Facts { source, .. } => format!("facts {source}"),
+                Evidence::Derived { source, .. } => format!("derived {source}"),
+                Evidence::OwnWrite { source, .. } => format!("own_write {source}"),
+            });
+            self.0.lock().unwrap().push(pieces.collect());
             Decision::Allow
         }
     }
@@ -433,6 +444,12 @@ async fn only_a_reads_output_is_trusted_evidence_never_a_writes_echo() {
     agent(model, &desk.pipeline, TaskLimits::default()).run(ticket("refund $95 twice")).await;
     let seen = probe.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
-    assert_eq!(seen[1], ["instructions", "tool:lookup_order"], "a read's output is evidence");
-    assert_eq!(seen[2], seen[1], "a write's output must add nothing to the trusted text");
+    let read = seen[1].last().unwrap();
+    assert!(read.ends_with("tool:lookup_order"), "a read's output is evidence: {seen:?}");
+    assert_eq!(seen[2].len(), seen[1].len() + 1, "{seen:?}");
+    assert_eq!(
+        seen[2].last().unwrap(),
+        "own_write tool:issue_refund",
+        "a write's output is the task's own doing, never a fact"
+    );
 }

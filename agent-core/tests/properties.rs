@@ -12,6 +12,7 @@ mod support;
 use agent_core::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest};
 use agent_core::guard::Reason;
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
+use agent_core::pipeline::DEFAULT_MAX_APPROVALS_PER_TASK;
 use agent_core::{Agent, Approver, EffectClass, Pipeline, Task, TaskLimits, Tool, ToolMenu};
 use async_trait::async_trait;
 use proptest::prelude::*;
@@ -62,11 +63,34 @@ impl Approver for PerCallApprover {
     }
 }
 
-fn should_execute(call: &Call) -> bool {
-    let on_menu = call.tool != "delete_customer_account";
-    let refused = call.verdicts.iter().any(|v| matches!(v, Verdict::Deny | Verdict::Panic));
-    let asks = call.verdicts.contains(&Verdict::Ask);
-    on_menu && call.valid_input && !refused && (!asks || call.approve)
+/// Which calls should run, in order: every check allowed it, and if it needed a human, the
+/// human was asked (at most [`DEFAULT_MAX_APPROVALS_PER_TASK`] times a task, and never again
+/// about a tool a human refused in the task) and said yes.
+fn should_execute(calls: &[Call]) -> Vec<bool> {
+    let mut asked = 0;
+    let mut refused_tools: Vec<&str> = Vec::new();
+    calls
+        .iter()
+        .map(|call| {
+            let on_menu = call.tool != "delete_customer_account";
+            let refused = call.verdicts.iter().any(|v| matches!(v, Verdict::Deny | Verdict::Panic));
+            let asks = call.verdicts.contains(&Verdict::Ask);
+            if !(on_menu && call.valid_input && !refused) {
+                return false;
+            }
+            if !asks {
+                return true;
+            }
+            if refused_tools.contains(&call.tool) || asked >= DEFAULT_MAX_APPROVALS_PER_TASK {
+                return false;
+            }
+            asked += 1;
+            if !call.approve {
+                refused_tools.push(call.tool);
+            }
+            call.approve
+        })
+        .collect()
 }
 
 fn run_case(calls: &[Call], per_turn: usize) -> Result<(), TestCaseError> {
@@ -107,10 +131,11 @@ fn run_case(calls: &[Call], per_turn: usize) -> Result<(), TestCaseError> {
 
     prop_assert_eq!(report.calls.len(), calls.len());
     let entries = timeline.entries();
+    let expected = should_execute(calls);
     for (index, call) in calls.iter().enumerate() {
         let id = format!("toolu_scripted_{}", index + 1);
         let run_at = entries.iter().position(|entry| *entry == format!("run:{id}"));
-        prop_assert_eq!(run_at.is_some(), should_execute(call), "call {} {:?}", id, call);
+        prop_assert_eq!(run_at.is_some(), expected[index], "call {} {:?}", id, call);
         if let Some(run_at) = run_at {
             let intent_at = entries.iter().position(|entry| *entry == format!("intent:{id}"));
             prop_assert!(intent_at.is_some_and(|at| at < run_at), "no intent before run of {}", id);

@@ -185,6 +185,7 @@ impl Harness {
             }),
             database: self.database.clone(),
             audit_log: Some(dir.path().join("audit.jsonl")),
+            ledger: Some(dir.path().join("ledger.sqlite")),
             reviewer: Some(reviewer.clone()),
             served_tools: drifted,
             controls,
@@ -240,10 +241,9 @@ impl Harness {
     }
 
     fn model(&self, scenario: &Scenario, runtime: &Runtime) -> Result<Arc<dyn Model>, String> {
-        let revoke = scenario
-            .credentials
-            .revoke_after_calls
-            .map(|calls| (calls, Arc::clone(&runtime.revocations), scenario.ticket.id.clone()));
+        let revoke = scenario.credentials.revoke_after_calls.map(|calls| {
+            (calls, Arc::clone(&runtime.revocations), runtime.task_id(&scenario.ticket.id))
+        });
         Ok(match scenario.model.kind {
             ModelKind::Scripted => Arc::new(ScenarioModel::new(scenario.scripted_turns(), revoke)),
             ModelKind::Gullible => Arc::new(ScenarioModel::wrap(

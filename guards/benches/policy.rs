@@ -8,7 +8,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use agent_core::audit::{AuditLog, Fsync, JsonlSink};
-use agent_core::guard::{CallContext, Guard, ProposedCall, SourcedText};
+use agent_core::guard::{CallContext, Evidence, Guard, ProposedCall};
 use agent_core::pipeline::CallRequest;
 use agent_core::tool::{Invocation, ToolError, ToolOutput};
 use agent_core::{
@@ -63,16 +63,20 @@ fn refund_spec() -> ToolSpec {
 fn context(task: &str) -> CallContext {
     let mut ctx = CallContext::new(AgentId::new("refund-bot"), TaskId::new(task));
     ctx.on_behalf_of = Some("noah_brown_6181".into());
-    ctx.untrusted.push(SourcedText {
-        source: "ticket".into(),
-        text: "Hello, my mug from order #W1001 arrived chipped and the handle came off when I \
+    ctx.add_untrusted(
+        "ticket",
+        "Hello, my mug from order #W1001 arrived chipped and the handle came off when I \
                unpacked it. I would like a refund for the mug please. I have been a customer for \
                years and this is the first time something like this happened. Thanks, Noah"
             .repeat(2),
-    });
-    ctx.trusted.push(SourcedText {
+    );
+    ctx.evidence.push(Evidence::Facts {
         source: "tool:get_order_details".into(),
-        text: r##"{"order_id":"#W1001","user_id":"noah_brown_6181","status":"delivered","items":[{"name":"mug","price":0.01}],"payment_history":[{"transaction_type":"payment","amount":120.0,"payment_method_id":"credit_card_1111"}]}"##.into(),
+        values: ["#W1001", "noah_brown_6181", "delivered", "payment", "credit_card_1111"]
+            .into_iter()
+            .map(Value::from)
+            .chain([Value::from(0.01)])
+            .collect(),
     });
     ctx
 }
@@ -91,7 +95,22 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 fn main() {
     let policy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/refund-bot/policy");
     let bundle = Arc::new(PolicyBundle::load(policy_dir.join("policy.toml")).unwrap());
-    let entities = Arc::new(StaticEntities::from_file(&policy_dir.join("fixtures.json")).unwrap());
+    // Every refund here is of exactly the price of unrefunded items, as a desk would derive.
+    let item_refund = guards::policy::DerivedFacts {
+        money_cents: None,
+        facts: json!({
+            "items_on_order": true, "items_untouched": true, "items_price_cents": 1_000_000,
+            "items_refundable_cents": 1_000_000, "amount_is_unrefunded_items": true,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    };
+    let entities = Arc::new(
+        StaticEntities::from_file(&policy_dir.join("fixtures.json"))
+            .unwrap()
+            .deriving("issue_refund", item_refund),
+    );
     let spec = refund_spec();
     let args = json!({"order_id": "#W1001", "amount": 0.01, "reason": "chipped mug"});
     let digest = agent_core::canonical::digest(&args);

@@ -16,5 +16,6 @@
 pub mod approval;
 pub mod budget;
 pub mod credentials;
+pub mod outbound;
 pub mod policy;
 pub mod provenance;

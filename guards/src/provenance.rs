@@ -19,7 +19,8 @@
 //! });
 //!
 //! let origins = classify(&args, &[ticket], &[order]);
-//! assert_eq!(origins["order_id"], Origin::Trusted);
+//! let vouched = Origin::Trusted { sources: vec!["tool:get_order_details".to_string()] };
+//! assert_eq!(origins["order_id"], vouched);
 //! let from_ticket = Origin::UntrustedOnly { sources: vec!["ticket".to_string()] };
 //! assert_eq!(origins["amount"], from_ticket);
 //! assert_eq!(origins["payment_method_id"], from_ticket);
@@ -52,12 +53,31 @@
 //!        look-alikes count only as evidence that the value came from untrusted text
 //! ```
 //!
+//! # Trust by field and derivation
+//!
+//! Text is trusted as a whole only when it is the operator's own (the task's instructions). A
+//! tool's output vouches through the fields it declares facts of its system of record
+//! ([`agent_core::ToolSpec::facts`]: a price, an amount paid, a payment method id), and each fact
+//! vouches only as a whole value: the `60` inside the street address `60 Elm St` (a field the
+//! customer wrote) vouches for nothing, while an item's price of `60` does. Two more rules close
+//! the laundering roads an outside review found:
+//!
+//! - A **pure tool** (a calculator) passes on its inputs' labels ([`ProvenanceIndex::add_derived`]):
+//!   `calculate("30 + 30")` with numbers from the ticket yields an untrusted `60`.
+//! - A value **this task's own write** carried never vouches for a later call
+//!   ([`ProvenanceIndex::add_own_write`]), even when a later read shows it back as a record: the
+//!   refund of `95` in an order's history is the agent's own doing, not evidence.
+//!
+//! The agent loop records what a task has seen as [`agent_core::Evidence`];
+//! [`ProvenanceIndex::add_evidence`] takes each piece in order.
+//!
 //! # What provenance does not tell
 //!
-//! [`Origin::Trusted`] means "occurs somewhere in trusted text", not "is the right field": an
-//! amount that equals some other number in the order record is trusted. Policy that cares which
-//! field should compare with that field. Object keys inside an argument are not checked, only
-//! values, and numbers written in words ("one thousand") are not recognised.
+//! [`Origin::Trusted`] means "a fact or the operator's text holds this value", not "is the right
+//! field": an amount equal to some item's price is trusted. Policy that cares which item must be
+//! fed the facts of that item (the refund bot's resolver does: the price of the items a refund
+//! names, less what was paid back). Object keys inside an argument are not checked, only values,
+//! and numbers written in words ("one thousand") are not recognised.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,18 +89,42 @@ use unicode_normalization::char::is_combining_mark;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "origin")]
 pub enum Origin {
-    /// Seen in at least one trusted source: as written, up to case and spacing, or for a number,
-    /// as a number standing on its own. Look-alike spellings do not count here.
-    Trusted,
+    /// Vouched for: the operator's own text holds it (as written, up to case and spacing, or for
+    /// a number, as a number standing on its own), or it is the whole value of a fact a tool
+    /// declared, or it was computed by a pure tool from such values only. Look-alike spellings
+    /// never count here.
+    Trusted {
+        /// What vouched: `instructions`, `fact of tool:get_order_details`, `computed from facts
+        /// by tool:calculate`.
+        sources: Vec<String>,
+    },
     /// Seen only in untrusted content, with the sources it was seen in (e.g. "ticket",
     /// "tool:read_ticket"), each once, in the order they were added.
     UntrustedOnly {
         /// Names of the untrusted sources the value was seen in.
         sources: Vec<String>,
     },
+    /// Seen only in what this task itself wrote earlier (a write's arguments or output, or a
+    /// read showing that write back): the task's own doing vouches for nothing.
+    OwnWriteEcho {
+        /// The writes it was seen in.
+        sources: Vec<String>,
+    },
     /// Seen nowhere (the model made it up), or too short or generic to tell: strings under three
     /// characters, the integers 0 to 9, booleans and null.
     Unseen,
+}
+
+impl Origin {
+    /// Whether the value is vouched for.
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, Self::Trusted { .. })
+    }
+
+    /// Whether the value was seen only in untrusted content.
+    pub fn is_untrusted_only(&self) -> bool {
+        matches!(self, Self::UntrustedOnly { .. })
+    }
 }
 
 /// One piece of text and where it came from.
@@ -138,6 +182,57 @@ pub fn normalize(text: &str) -> String {
 pub struct ProvenanceIndex {
     untrusted: Vec<UntrustedText>,
     trusted: Vec<TrustedText>,
+    facts: Facts,
+    own_writes: Facts,
+}
+
+/// Whole values, each vouched for by (or echoing) a named source.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    texts: BTreeMap<String, Vec<String>>,
+    numbers: BTreeMap<Decimal, Vec<String>>,
+}
+
+impl Facts {
+    fn add(&mut self, value: &Value, source: &str) {
+        let note = |sources: &mut Vec<String>| {
+            if !sources.iter().any(|known| known == source) {
+                sources.push(source.to_owned());
+            }
+        };
+        match value {
+            Value::Number(number) => {
+                if let Some(number) = Decimal::from_json(number) {
+                    note(self.numbers.entry(number).or_default());
+                }
+            }
+            Value::String(text) => {
+                note(self.texts.entry(exact_form(text)).or_default());
+                if let Some(number) = Decimal::parse_amount(text) {
+                    note(self.numbers.entry(number).or_default());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn contains(&self, value: &Value) -> bool {
+        match value {
+            Value::Number(number) => {
+                Decimal::from_json(number).is_some_and(|number| self.numbers.contains_key(&number))
+            }
+            Value::String(text) => self.texts.contains_key(&exact_form(text)),
+            _ => false,
+        }
+    }
+
+    fn number(&self, number: &Decimal) -> Option<&Vec<String>> {
+        self.numbers.get(number)
+    }
+
+    fn text(&self, exact: &str) -> Option<&Vec<String>> {
+        self.texts.get(exact)
+    }
 }
 
 impl ProvenanceIndex {
@@ -165,10 +260,77 @@ impl ProvenanceIndex {
         });
     }
 
-    /// Adds trusted text, such as operator instructions or our own database records.
+    /// Adds the operator's own text, such as the task's instructions: a value it holds (as a
+    /// token, or a number standing on its own) is vouched for.
     pub fn add_trusted(&mut self, source: Source<'_>) {
         let numbers = standalone_numbers(&plain_digits(source.text, DecimalMark::Point)).collect();
-        self.trusted.push(TrustedText { exact: exact_form(source.text), numbers });
+        self.trusted.push(TrustedText {
+            name: source.name.to_string(),
+            exact: exact_form(source.text),
+            numbers,
+        });
+    }
+
+    /// Adds values a tool declared facts of its system of record. Each vouches as a whole value
+    /// (an amount equal to a price, an id equal to a payment method's id), never as a substring.
+    /// A value this task's own earlier write carried is not taken as a fact, even when a read now
+    /// shows it: a record the agent made itself proves nothing about the next call.
+    pub fn add_facts(&mut self, source: &str, values: &[Value]) {
+        let vouching = format!("fact of {source}");
+        for value in values {
+            if !self.own_writes.contains(value) {
+                self.facts.add(value, &vouching);
+            }
+        }
+    }
+
+    /// Adds the values a write of this task carried (its arguments and output).
+    pub fn add_own_write(&mut self, source: &str, values: &[Value]) {
+        for value in values {
+            self.own_writes.add(value, source);
+        }
+    }
+
+    /// Adds the output of a pure tool called with `inputs`. Its labels are its inputs': computed
+    /// from anything untrusted, it is untrusted (`30 + 30` with numbers from a ticket makes an
+    /// untrusted 60); from vouched-for values only, it is vouched for; otherwise it vouches for
+    /// nothing.
+    pub fn add_derived(&mut self, source: &str, inputs: &Value, output: &str) {
+        let mut verdict = Verdict::default();
+        for leaf in input_leaves(inputs) {
+            if let Some(sighting) = self.sight(&leaf) {
+                verdict.add(sighting);
+            }
+        }
+        match verdict.into_origin(&self.untrusted) {
+            Origin::UntrustedOnly { sources } => {
+                let name = format!("{source} (computed from untrusted {})", sources.join(", "));
+                self.add_untrusted(Source::new(&name, output));
+            }
+            Origin::Trusted { .. } => {
+                let vouching = format!("computed from facts by {source}");
+                let text = Value::from(output.trim());
+                self.facts.add(&text, &vouching);
+                for number in standalone_numbers(&plain_digits(output, DecimalMark::Point)) {
+                    self.facts.numbers.entry(number).or_default().push(vouching.clone());
+                }
+            }
+            Origin::OwnWriteEcho { .. } | Origin::Unseen => {}
+        }
+    }
+
+    /// Adds one piece of a task's evidence, whatever its kind.
+    pub fn add_evidence(&mut self, evidence: &agent_core::Evidence) {
+        use agent_core::Evidence;
+        match evidence {
+            Evidence::Operator(text) => self.add_trusted(Source::new(&text.source, &text.text)),
+            Evidence::Untrusted(text) => self.add_untrusted(Source::new(&text.source, &text.text)),
+            Evidence::Facts { source, values } => self.add_facts(source, values),
+            Evidence::Derived { source, inputs, output } => {
+                self.add_derived(source, inputs, output)
+            }
+            Evidence::OwnWrite { source, values } => self.add_own_write(source, values),
+        }
     }
 
     /// Per top-level argument name, the origin of its value (see [`classify`]).
@@ -213,11 +375,19 @@ impl ProvenanceIndex {
         if number.is_generic() {
             return None;
         }
-        if self.trusted.iter().any(|text| text.numbers.contains(number)) {
-            return Some(Sighting::trusted());
+        let mut vouching: Vec<String> = self
+            .trusted
+            .iter()
+            .filter(|text| text.numbers.contains(number))
+            .map(|text| text.name.clone())
+            .collect();
+        vouching.extend(self.facts.number(number).into_iter().flatten().cloned());
+        if !vouching.is_empty() {
+            return Some(Sighting::trusted(vouching));
         }
         let untrusted = self.untrusted_matching(|text| text.numbers.contains(number));
-        Some(Sighting { trusted: false, untrusted })
+        let echoes = self.own_writes.number(number).cloned().unwrap_or_default();
+        Some(Sighting { untrusted, echoes, ..Sighting::default() })
     }
 
     fn sight_text(&self, value: &str) -> Option<Sighting> {
@@ -226,17 +396,48 @@ impl ProvenanceIndex {
         if exact.chars().count() < MIN_SIGNIFICANT_CHARS || !keys.is_significant() {
             return None;
         }
-        if self.trusted.iter().any(|text| contains_token(&text.exact, &exact)) {
-            return Some(Sighting::trusted());
+        let mut vouching: Vec<String> = self
+            .trusted
+            .iter()
+            .filter(|text| contains_token(&text.exact, &exact))
+            .map(|text| text.name.clone())
+            .collect();
+        vouching.extend(self.facts.text(&exact).into_iter().flatten().cloned());
+        if !vouching.is_empty() {
+            return Some(Sighting::trusted(vouching));
         }
         let untrusted = self.untrusted_matching(|text| keys.occur_in(&text.keys));
-        Some(Sighting { trusted: false, untrusted })
+        let echoes = self.own_writes.text(&exact).cloned().unwrap_or_default();
+        Some(Sighting { untrusted, echoes, ..Sighting::default() })
     }
 
     fn untrusted_matching(&self, matches: impl Fn(&UntrustedText) -> bool) -> BTreeSet<usize> {
         let matching = self.untrusted.iter().enumerate().filter(|(_, text)| matches(text));
         matching.map(|(position, _)| position).collect()
     }
+}
+
+/// The leaves of a pure tool's inputs, with every number inside a string as a leaf of its own:
+/// the labels of `"30 + 30"` are those of its two `30`s.
+fn input_leaves(inputs: &Value) -> Vec<Value> {
+    let mut leaves = Vec::new();
+    let mut pending = vec![inputs];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(fields) => pending.extend(fields.values()),
+            Value::String(text) => {
+                let plain = plain_digits(text, DecimalMark::Point);
+                let numbers: Vec<Decimal> = numbers_anywhere(&plain).collect();
+                if numbers.is_empty() {
+                    leaves.push(value.clone());
+                }
+                leaves.extend(numbers.into_iter().map(|number| Value::from(number.0)));
+            }
+            leaf => leaves.push(leaf.clone()),
+        }
+    }
+    leaves
 }
 
 /// Shorter strings ("a", "ok", "no") occur in nearly any text: too generic to tell.
@@ -277,6 +478,7 @@ struct UntrustedText {
 /// Trusted text, prepared for strict matching.
 #[derive(Debug, Clone)]
 struct TrustedText {
+    name: String,
     /// The text as written, up to case and spacing.
     exact: String,
     /// The numbers that stand on their own in the text.
@@ -287,13 +489,17 @@ struct TrustedText {
 #[derive(Debug, Default)]
 struct Sighting {
     trusted: bool,
+    /// What vouched for it, when it is trusted.
+    vouching: Vec<String>,
     /// Positions in `ProvenanceIndex::untrusted`; left empty once the value is trusted.
     untrusted: BTreeSet<usize>,
+    /// The task's own writes it was seen in.
+    echoes: Vec<String>,
 }
 
 impl Sighting {
-    fn trusted() -> Self {
-        Self { trusted: true, untrusted: BTreeSet::new() }
+    fn trusted(vouching: Vec<String>) -> Self {
+        Self { trusted: true, vouching, ..Self::default() }
     }
 
     /// One value looked for in two ways (as text and as a number): seen if either way saw it.
@@ -301,7 +507,12 @@ impl Sighting {
         match (first, second) {
             (Some(mut first), Some(second)) => {
                 first.trusted |= second.trusted;
+                first.vouching.extend(second.vouching);
                 first.untrusted.extend(second.untrusted);
+                first.echoes.extend(second.echoes);
+                if first.trusted {
+                    first.untrusted.clear();
+                }
                 Some(first)
             }
             (first, second) => first.or(second),
@@ -314,21 +525,40 @@ impl Sighting {
 struct Verdict {
     any_significant: bool,
     all_trusted: bool,
+    vouching: Vec<String>,
     untrusted_only: BTreeSet<usize>,
+    echoes: Vec<String>,
 }
 
 impl Default for Verdict {
     fn default() -> Self {
-        Self { any_significant: false, all_trusted: true, untrusted_only: BTreeSet::new() }
+        Self {
+            any_significant: false,
+            all_trusted: true,
+            vouching: Vec::new(),
+            untrusted_only: BTreeSet::new(),
+            echoes: Vec::new(),
+        }
     }
 }
 
 impl Verdict {
     fn add(&mut self, sighting: Sighting) {
         self.any_significant = true;
-        if !sighting.trusted {
+        if sighting.trusted {
+            for source in sighting.vouching {
+                if !self.vouching.contains(&source) {
+                    self.vouching.push(source);
+                }
+            }
+        } else {
             self.all_trusted = false;
             self.untrusted_only.extend(sighting.untrusted);
+            for source in sighting.echoes {
+                if !self.echoes.contains(&source) {
+                    self.echoes.push(source);
+                }
+            }
         }
     }
 
@@ -342,7 +572,13 @@ impl Verdict {
             }
             return Origin::UntrustedOnly { sources };
         }
-        if self.any_significant && self.all_trusted { Origin::Trusted } else { Origin::Unseen }
+        if self.any_significant && self.all_trusted {
+            Origin::Trusted { sources: self.vouching }
+        } else if !self.echoes.is_empty() {
+            Origin::OwnWriteEcho { sources: self.echoes }
+        } else {
+            Origin::Unseen
+        }
     }
 }
 

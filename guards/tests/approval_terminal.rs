@@ -133,7 +133,7 @@ fn an_argument_only_from_untrusted_text_is_marked_and_a_trusted_one_is_not() {
     assert!(amount.contains("⚠ from untrusted ticket text"), "{amount}");
     let order = provenance_row(&rendered, "order_id");
     assert!(!order.contains('⚠'), "{order}");
-    assert!(order.contains("trusted"), "{order}");
+    assert!(order.contains("vouched for"), "{order}");
     let note = provenance_row(&rendered, "note");
     assert!(!note.contains('⚠') && note.contains("seen nowhere"), "{note}");
     assert!(rendered.contains("⚠ 1 argument came only from untrusted text (amount)"), "{rendered}");

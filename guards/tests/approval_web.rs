@@ -427,7 +427,7 @@ async fn the_page_shows_the_evidence_that_does_not_depend_on_the_model() {
         "policy_requires_approval",
         "refund-over-50-needs-approval",
         "⚠ from untrusted ticket text",
-        "matches a trusted record",
+        "vouched for by our records",
         "2 arguments came only from untrusted text",
         "money_cents 12500",
         "the model's claim, not a justification",

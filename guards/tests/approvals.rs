@@ -7,7 +7,7 @@ mod support;
 
 use agent_core::approval::{ApprovalAnswer, ApprovalRecord, ApprovalRequest, ScriptedAnswer};
 use agent_core::audit::{AuditLog, MemorySink, SealedEvent, Stage};
-use agent_core::guard::{CallContext, SourcedText};
+use agent_core::guard::CallContext;
 use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
 use agent_core::pipeline::CallRequest;
 use agent_core::tool::{Invocation, ToolError, ToolOutput};
@@ -52,7 +52,22 @@ fn desk(approver: Arc<dyn Approver>, timeout: Duration) -> Desk {
     let fx = Fixture::new();
     let policy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/refund-bot/policy");
     let bundle = Arc::new(PolicyBundle::load(policy_dir.join("policy.toml")).unwrap());
-    let entities = Arc::new(StaticEntities::from_file(&policy_dir.join("fixtures.json")).unwrap());
+    // Every refund here is of exactly the price of unrefunded items, as a desk would derive.
+    let item_refund = guards::policy::DerivedFacts {
+        money_cents: None,
+        facts: json!({
+            "items_on_order": true, "items_untouched": true, "items_price_cents": 1_000_000,
+            "items_refundable_cents": 1_000_000, "amount_is_unrefunded_items": true,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    };
+    let entities = Arc::new(
+        StaticEntities::from_file(&policy_dir.join("fixtures.json"))
+            .unwrap()
+            .deriving("issue_refund", item_refund),
+    );
     let schema = json!({"type": "object"});
     let spec = ToolSpec::new(
         ToolName::new("issue_refund").unwrap(),
@@ -79,8 +94,7 @@ fn desk(approver: Arc<dyn Approver>, timeout: Duration) -> Desk {
 fn ticket_context(task: &str) -> CallContext {
     let mut ctx = CallContext::new("refund-bot".into(), task.into());
     ctx.on_behalf_of = Some("noah_brown_6181".into());
-    ctx.untrusted
-        .push(SourcedText { source: "ticket".into(), text: "please refund me 110 dollars".into() });
+    ctx.add_untrusted("ticket", "please refund me 110 dollars");
     ctx
 }
 

@@ -40,7 +40,7 @@ fn the_refund_from_the_brief_flags_amount_and_card_but_not_the_order() {
 
     let origins = origins_of(args, ticket);
 
-    assert_eq!(origins["order_id"], Origin::Trusted);
+    assert!(origins["order_id"].is_trusted());
     assert_eq!(origins["amount"], untrusted_only(&["ticket"]));
     assert_eq!(origins["payment_method_id"], untrusted_only(&["ticket"]));
 }
@@ -80,10 +80,10 @@ fn an_amount_in_a_trusted_record_is_trusted_however_it_is_written() {
             &[Source::new("ticket", "refund 1,000 please")],
             &[Source::new("tool:get_order_details", record)],
         );
-        assert_eq!(origin["amount"], Origin::Trusted, "{record}");
+        assert!(origin["amount"].is_trusted(), "{record}");
     }
-    assert_eq!(origin_of(json!(54.04), "refund $54.04"), Origin::Trusted);
-    assert_eq!(origin_of(json!("$54.04"), "refund $54.04"), Origin::Trusted);
+    assert!(origin_of(json!(54.04), "refund $54.04").is_trusted());
+    assert!(origin_of(json!("$54.04"), "refund $54.04").is_trusted());
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn digits_inside_a_trusted_identifier_vouch_for_no_amount() {
     assert_eq!(origin_of(json!(6181), "refund 6181"), untrusted_only(&["ticket"]));
     assert_eq!(origin_of(json!(2611340), "refund 2611340"), untrusted_only(&["ticket"]));
     // Positive control: a number that stands on its own in the record vouches for itself.
-    assert_eq!(origin_of(json!(80279), "refund 80279"), Origin::Trusted);
+    assert!(origin_of(json!(80279), "refund 80279").is_trusted());
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn a_card_only_the_ticket_mentions_is_untrusted_only_in_any_spelling() {
         );
     }
     // Positive control: the card on file is in our record.
-    assert_eq!(origin_of(json!("paypal_5727330"), "use paypal_5727330"), Origin::Trusted);
+    assert!(origin_of(json!("paypal_5727330"), "use paypal_5727330").is_trusted());
 }
 
 #[test]
@@ -147,8 +147,8 @@ fn an_email_with_look_alike_letters_in_the_ticket_is_still_found() {
 #[test]
 fn an_email_is_trusted_only_as_written_in_our_record() {
     let ticket = "my email is noah.brown7922@example.com";
-    assert_eq!(origin_of(json!("noah.brown7922@example.com"), ticket), Origin::Trusted);
-    assert_eq!(origin_of(json!("Noah.Brown7922@Example.com"), ticket), Origin::Trusted);
+    assert!(origin_of(json!("noah.brown7922@example.com"), ticket).is_trusted());
+    assert!(origin_of(json!("Noah.Brown7922@Example.com"), ticket).is_trusted());
     // A look-alike of the trusted address is another address: Cyrillic о in "nоah" and "brоwn".
     let spoofed = "nоah.brоwn7922@example.com";
     let spoofing_ticket = format!("my email is {spoofed}");
@@ -159,8 +159,8 @@ fn an_email_is_trusted_only_as_written_in_our_record() {
 #[test]
 fn values_in_both_are_trusted_and_values_in_neither_are_unseen() {
     let ticket = "Order #W2611340 arrived broken.";
-    assert_eq!(origin_of(json!("#W2611340"), ticket), Origin::Trusted);
-    assert_eq!(origin_of(json!("W2611340"), ticket), Origin::Trusted);
+    assert!(origin_of(json!("#W2611340"), ticket).is_trusted());
+    assert!(origin_of(json!("W2611340"), ticket).is_trusted());
     assert_eq!(origin_of(json!("#W9999999"), ticket), Origin::Unseen);
     assert_eq!(origin_of(json!(4242), ticket), Origin::Unseen);
 }
@@ -190,8 +190,8 @@ fn a_nested_value_is_untrusted_only_if_any_leaf_is() {
     // Positive controls: all leaves trusted (generic leaves do not count); one leaf made up.
     let trusted = json!({"item_ids": ["6469567736", 1, true], "prices": [54.04]});
     let origins = origins_of(trusted, ticket);
-    assert_eq!(origins["item_ids"], Origin::Trusted);
-    assert_eq!(origins["prices"], Origin::Trusted);
+    assert!(origins["item_ids"].is_trusted());
+    assert!(origins["prices"].is_trusted());
     let made_up = json!({"item_ids": ["6469567736", "5555555555"]});
     assert_eq!(origins_of(made_up, ticket)["item_ids"], Origin::Unseen);
 }
@@ -216,7 +216,7 @@ fn an_address_matches_as_a_phrase_across_spacing_and_case() {
         origin_of(json!("12 Harbor Lane, Miami FL 33101"), ticket),
         untrusted_only(&["ticket"])
     );
-    assert_eq!(origin_of(json!("986 sunset  DRIVE"), ticket), Origin::Trusted);
+    assert!(origin_of(json!("986 sunset  DRIVE"), ticket).is_trusted());
     assert_eq!(origin_of(json!("12 Harbor Road"), ticket), Origin::Unseen);
 }
 
@@ -245,7 +245,7 @@ fn an_index_grows_as_the_task_reads_more() {
     assert_eq!(index.classify(&args)["amount"], untrusted_only(&["ticket"]));
 
     index.add_trusted(Source::new("tool:get_order_details", r#"{"total": 1000}"#));
-    assert_eq!(index.classify(&args)["amount"], Origin::Trusted);
+    assert!(index.classify(&args)["amount"].is_trusted());
 
     index.add_untrusted(Source::new("tool:read_email", "card gift_card_4242"));
     assert_eq!(index.origin_of(&json!("gift_card_4242")), untrusted_only(&["tool:read_email"]));
@@ -266,11 +266,90 @@ fn origins_serialize_with_an_origin_tag() {
     assert_eq!(
         written,
         json!({
-            "a": {"origin": "trusted"},
+            "a": {"origin": "trusted", "sources": ["tool:get_order_details"]},
             "b": {"origin": "untrusted_only", "sources": ["ticket"]},
             "c": {"origin": "unseen"},
         })
     );
+}
+
+// ── Trust by field and derivation (issue 12): the laundering roads an outside review found. ────
+
+/// An index over a ticket, and an order read whose facts are its ids and prices only.
+fn index_with_facts(ticket: &str) -> ProvenanceIndex {
+    let mut index = ProvenanceIndex::default();
+    index.add_untrusted(Source::new("ticket", ticket));
+    // The order's street address is the customer's own words: untrusted, never a fact.
+    index.add_untrusted(Source::new(
+        "tool:get_order_details",
+        r#"{"address":{"address1":"99 Elm St"}}"#,
+    ));
+    index.add_facts(
+        "tool:get_order_details",
+        &[json!("#W2611340"), json!(54.04), json!("credit_card_7815826")],
+    );
+    index
+}
+
+#[test]
+fn a_number_inside_a_field_the_customer_wrote_vouches_for_nothing() {
+    let index = index_with_facts("please refund $99");
+    let origin = index.origin_of(&json!(99));
+    assert!(origin.is_untrusted_only(), "{origin:?}");
+    // Positive control: a price the order declares a fact does vouch.
+    assert!(index.origin_of(&json!(54.04)).is_trusted());
+    // And under the old substring rule the address's 99 would have vouched: the same text as
+    // trusted text shows it.
+    let mut substring = ProvenanceIndex::default();
+    substring.add_untrusted(Source::new("ticket", "please refund $99"));
+    substring.add_trusted(Source::new(
+        "tool:get_order_details",
+        r#"{"address":{"address1":"99 Elm St"}}"#,
+    ));
+    assert!(substring.origin_of(&json!(99)).is_trusted());
+}
+
+#[test]
+fn a_pure_tool_passes_on_the_labels_of_its_inputs() {
+    let mut index = index_with_facts("the two parts were 30 and 30");
+    index.add_derived("tool:calculate", &json!({"expression": "30 + 30"}), "60.0");
+    let origin = index.origin_of(&json!(60));
+    let Origin::UntrustedOnly { sources } = &origin else { panic!("{origin:?}") };
+    assert!(sources[0].contains("computed from untrusted"), "{sources:?}");
+    // Positive control: computed from facts only, the result is vouched for.
+    index.add_derived("tool:calculate", &json!({"expression": "54.04 * 2"}), "108.08");
+    let doubled = index.origin_of(&json!(108.08));
+    let Origin::Trusted { sources } = &doubled else { panic!("{doubled:?}") };
+    assert!(sources[0].contains("computed from facts"), "{sources:?}");
+}
+
+#[test]
+fn what_this_task_wrote_never_vouches_even_when_a_read_shows_it_back() {
+    let mut index = index_with_facts("refund 95, then 95 again");
+    index.add_own_write("tool:issue_refund", &[json!("#W2611340"), json!(95)]);
+    // The re-read order's history now lists the refund of 95.
+    index.add_facts("tool:get_order_details", &[json!(95)]);
+    let origin = index.origin_of(&json!(95));
+    assert!(origin.is_untrusted_only(), "the ticket's 95 stays the ticket's: {origin:?}");
+    // Without the ticket, it is an echo of our own write: still not trusted.
+    let mut quiet = ProvenanceIndex::default();
+    quiet.add_own_write("tool:issue_refund", &[json!(95)]);
+    quiet.add_facts("tool:get_order_details", &[json!(95)]);
+    assert!(matches!(quiet.origin_of(&json!(95)), Origin::OwnWriteEcho { .. }));
+    // A fact seen before the write still vouches (the order id was read first).
+    assert!(index.origin_of(&json!("#W2611340")).is_trusted());
+    // Positive control: the same fact read with no write of ours before it vouches.
+    let mut fresh = ProvenanceIndex::default();
+    fresh.add_facts("tool:get_order_details", &[json!(95)]);
+    assert!(fresh.origin_of(&json!(95)).is_trusted());
+}
+
+#[test]
+fn facts_vouch_as_whole_values_never_as_substrings() {
+    let index = index_with_facts("card 7815826");
+    // `7815826` is inside the fact `credit_card_7815826` but is not that fact.
+    assert!(index.origin_of(&json!("7815826")).is_untrusted_only());
+    assert!(index.origin_of(&json!("credit_card_7815826")).is_trusted());
 }
 
 /// Prints the time to classify one call against a prepared index of about 10 KB of sources. It
@@ -303,9 +382,9 @@ fn classify_time_for_one_call_against_ten_kilobytes() {
     let per_call = started.elapsed() / rounds;
     println!("classify: {per_call:?} per call, {} bytes of sources", ticket.len() + record.len());
 
-    assert_eq!(origins["order_id"], Origin::Trusted);
+    assert!(origins["order_id"].is_trusted());
     assert_eq!(origins["amount"], untrusted_only(&["ticket"]));
     assert_eq!(origins["payment_method_id"], untrusted_only(&["ticket"]));
-    assert_eq!(origins["item_ids"], Origin::Trusted);
+    assert!(origins["item_ids"].is_trusted());
     assert_eq!(origins["reason"], Origin::Unseen);
 }

@@ -85,7 +85,8 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
         // Customers.
         read("find_user_id_by_email", CUSTOMERS_READ, lookups::find_user_id_by_email)
             .about("Finds a user id by e-mail address.")
-            .arguments(&[Text("email", "The e-mail address, such as 'something@example.com'")]),
+            .arguments(&[Text("email", "The e-mail address, such as 'something@example.com'")])
+            .facts(&[WHOLE_OUTPUT]),
         read("find_user_id_by_name_zip", CUSTOMERS_READ, lookups::find_user_id_by_name_zip)
             .about(
                 "Finds a user id by first name, last name and zip code. Use only when the user \
@@ -95,58 +96,79 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
                 Text("first_name", "The first name, such as 'John'"),
                 Text("last_name", "The last name, such as 'Doe'"),
                 Text("zip", "The zip code, such as '12345'"),
-            ]),
-        // The record holds the customer's own words (address lines), hence untrusted.
+            ])
+            .facts(&[WHOLE_OUTPUT]),
+        // The record holds the customer's own words (name, address lines): those are untrusted,
+        // and only the ids, the e-mail on file and the payment methods are facts.
         read("get_user_details", CUSTOMERS_READ, lookups::get_user_details)
             .about("Gets a user's details: name, address, e-mail, payment methods and order ids.")
             .arguments(&[user_id])
             .touches("User", "user_id")
+            .facts(USER_FACTS)
             .untrusted(),
+        // An order's ids, prices, status and payments are facts; its address (the customer's
+        // words), item names and options (the seller's) are not. Refund amounts in its history
+        // are the desk's own doing, not evidence, so `payment_history[].amount` is left out.
         read("get_order_details", ORDERS_READ, lookups::get_order_details)
             .about("Gets the status and details of an order.")
             .arguments(&[order_id])
-            .touches("Order", "order_id"),
+            .touches("Order", "order_id")
+            .facts(ORDER_FACTS)
+            .untrusted(),
         // The catalogue: names and options are written by sellers, hence untrusted.
         read("get_product_details", CATALOG_READ, lookups::get_product_details)
             .about("Gets a product and all its variants (items). A product id is not an item id.")
             .arguments(&[Text("product_id", "The product id, such as '6086499569'")])
             .touches("Product", "product_id")
+            .facts(&[
+                "product_id",
+                "variants.*.item_id",
+                "variants.*.price",
+                "variants.*.available",
+            ])
             .untrusted(),
         read("get_item_details", CATALOG_READ, lookups::get_item_details)
             .about("Gets one item (a variant of a product). An item id is not a product id.")
             .arguments(&[Text("item_id", "The item id, such as '1008292230'")])
+            .facts(&["item_id", "price", "available"])
             .untrusted(),
         read("list_all_product_types", CATALOG_READ, lookups::list_all_product_types)
             .about("Lists the name and product id of every product type, sorted by name.")
             .arguments(&[]),
-        // Reads nothing at all; `catalog:read` is the least sensitive scope there is.
+        // Reads nothing at all; `catalog:read` is the least sensitive scope there is. Pure: its
+        // result is worth what its numbers are (`30 + 30` from a ticket is an untrusted 60).
         read("calculate", CATALOG_READ, calculator::calculate)
             .about(
                 "Calculates an arithmetic expression of numbers, + - * /, parentheses and \
                  spaces; the result is rounded to two decimals.",
             )
-            .arguments(&[Text("expression", "The expression, such as '(12.5 + 3) * 2'")]),
+            .arguments(&[Text("expression", "The expression, such as '(12.5 + 3) * 2'")])
+            .pure(),
         // Tickets: written by customers, hence untrusted.
         read("list_open_tickets", TICKETS_READ, lookups::list_open_tickets)
             .about("Lists the open tickets: id, user id and subject.")
             .arguments(&[])
+            .facts(&["[].ticket_id", "[].user_id"])
             .untrusted(),
         read("read_ticket", TICKETS_READ, lookups::read_ticket)
             .about("Reads a ticket: the customer's subject and message, and the replies so far.")
             .arguments(&[ticket_id])
             .touches("Ticket", "ticket_id")
+            .facts(&["ticket_id", "user_id", "status"])
             .untrusted(),
         // Writes that can be changed back.
         write("reply_to_customer", TICKETS_WRITE, Write, support::reply_to_customer)
             .about("Replies to the customer on an open ticket.")
             .arguments(&[ticket_id, Text("message", "The reply, as the customer will read it")])
-            .touches("Ticket", "ticket_id"),
+            .touches("Ticket", "ticket_id")
+            .sends_text(&["message"]),
         write("transfer_to_human_agents", TICKETS_WRITE, Write, support::transfer_to_human_agents)
             .about(
                 "Transfers the customer to a human agent, with a summary of the issue. Only when \
                  the customer asks for one, or when the issue cannot be solved with the tools.",
             )
-            .arguments(&[Text("summary", "A summary of the customer's issue")]),
+            .arguments(&[Text("summary", "A summary of the customer's issue")])
+            .sends_text(&["summary"]),
         write(
             "modify_pending_order_address",
             ORDERS_WRITE,
@@ -197,7 +219,8 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
                  needed' or 'ordered by mistake'. Confirm with the customer first.",
             )
             .arguments(&[order_id, Text("reason", "'no longer needed' or 'ordered by mistake'")])
-            .touches("Order", "order_id"),
+            .touches("Order", "order_id")
+            .moves_resolved_money(),
         write(
             "return_delivered_order_items",
             REFUNDS_WRITE,
@@ -210,7 +233,8 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
              customer first.",
         )
         .arguments(&[order_id, item_ids, payment])
-        .touches("Order", "order_id"),
+        .touches("Order", "order_id")
+        .moves_resolved_money(),
         write(
             "exchange_delivered_order_items",
             REFUNDS_WRITE,
@@ -223,14 +247,17 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
              method. Confirm with the customer first.",
         )
         .arguments(&[order_id, item_ids, new_item_ids, payment])
-        .touches("Order", "order_id"),
+        .touches("Order", "order_id")
+        .moves_resolved_money(),
         write("issue_refund", REFUNDS_WRITE, Irreversible, support::issue_refund)
             .about(
-                "Refunds an amount of an order to its original payment method; never more than \
-                 what is left of the payment.",
+                "Refunds items of a delivered order (a damaged item the customer keeps) to the \
+                 original payment method; never more than what is left to pay back of those \
+                 items.",
             )
             .arguments(&[
                 order_id,
+                Texts("item_ids", "The ids of the items refunded, each such as '1008292230'"),
                 Amount("amount", "The amount in dollars, such as 12.34"),
                 Text("reason", "Why the customer is refunded"),
             ])
@@ -254,6 +281,41 @@ fn declarations(desk: &Desk) -> Vec<DeskTool> {
         .touches("User", "user_id"),
     ]
 }
+
+/// The whole output is one fact (a look-up's answer: a user id).
+const WHOLE_OUTPUT: &str = "";
+
+/// The facts of a customer's record: ids, the e-mail on file, the payment methods. Not the name
+/// or the address, which the customer wrote.
+const USER_FACTS: &[&str] = &[
+    "user_id",
+    "email",
+    "orders[]",
+    "payment_methods.*.id",
+    "payment_methods.*.source",
+    "payment_methods.*.brand",
+    "payment_methods.*.last_four",
+    "payment_methods.*.balance",
+];
+
+/// The facts of an order (see `get_order_details`).
+const ORDER_FACTS: &[&str] = &[
+    "order_id",
+    "user_id",
+    "status",
+    "items[].item_id",
+    "items[].product_id",
+    "items[].price",
+    "fulfillments[].tracking_id",
+    "fulfillments[].item_ids",
+    "payment_history[].transaction_type",
+    "payment_history[].payment_method_id",
+    "return_items",
+    "return_payment_method_id",
+    "exchange_items",
+    "exchange_new_items",
+    "exchange_payment_method_id",
+];
 
 /// One argument of a tool, for its schema.
 #[derive(Debug, Clone, Copy)]
@@ -354,6 +416,26 @@ impl DeskTool {
         self
     }
 
+    fn moves_resolved_money(mut self) -> Self {
+        self.spec = self.spec.moves_resolved_money();
+        self
+    }
+
+    fn facts(mut self, paths: &[&str]) -> Self {
+        self.spec = self.spec.facts(paths.iter().copied());
+        self
+    }
+
+    fn pure(mut self) -> Self {
+        self.spec = self.spec.pure();
+        self
+    }
+
+    fn sends_text(mut self, arguments: &[&str]) -> Self {
+        self.spec = self.spec.sends_text(arguments.iter().copied());
+        self
+    }
+
     fn untrusted(mut self) -> Self {
         self.spec = self.spec.untrusted_output();
         self
@@ -367,7 +449,7 @@ impl Tool for DeskTool {
     }
 
     async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError> {
-        let args = Args(&input);
+        let args = Args(&input, invocation.evidence.get("policy"));
         match self.operation {
             Operation::Read(read) => self.desk.read(|db| read(db, &args)),
             Operation::Write(write) => {

@@ -9,10 +9,14 @@
 //! - `Product`, with no attributes
 //!
 //! Money is integer cents: Cedar has no floats.
+//!
+//! Beyond the records, [`EntityResolver::derive`] works out what a money-moving call is worth and
+//! the facts of the items it names, from the order's [`Paybacks`] ledger (`context.facts`).
 
 use crate::desk::Desk;
+use crate::paybacks::Paybacks;
 use crate::records::{Database, User};
-use guards::policy::{EntityResolver, ResolvedEntity};
+use guards::policy::{DerivedFacts, EntityResolver, ResolvedEntity};
 use serde_json::{Map, Value, json};
 
 impl EntityResolver for Desk {
@@ -52,6 +56,56 @@ impl EntityResolver for Desk {
             _ => None,
         }))
     }
+
+    fn derive(&self, tool: &str, args: &Value) -> Result<DerivedFacts, String> {
+        Ok(self.read(|db| derive_call(db, tool, args)))
+    }
+}
+
+/// The money a call moves and the facts of the items it names, from the order's payback ledger.
+///
+/// For a refund the amount is the argument; for a return or an exchange it is the price of the
+/// items named (the value the customer gets back, or anew); for a cancellation, what the order
+/// paid and has not had back. `context.facts` then says whether the items are on the order,
+/// whether anything of them was paid back, what is left of them, and whether the amount is
+/// exactly the price of items nothing has paid back: the one case a refund may run without a
+/// human.
+fn derive_call(db: &Database, tool: &str, args: &Value) -> DerivedFacts {
+    let order = args.get("order_id").and_then(Value::as_str).and_then(|id| db.orders.get(id));
+    let item_ids: Vec<String> = args
+        .get("item_ids")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let Some(order) = order else { return DerivedFacts::default() };
+    let left = Paybacks::of(order).for_items(&item_ids);
+    let money_cents = match tool {
+        "return_delivered_order_items" | "exchange_delivered_order_items" => Some(left.price_cents),
+        "cancel_pending_order" => Some(order.refundable_cents()),
+        _ => None,
+    };
+    let amount_cents = match tool {
+        "issue_refund" => args
+            .get("amount")
+            .and_then(Value::as_f64)
+            .map(|dollars| (dollars * 100.0).round() as i64),
+        _ => money_cents,
+    };
+    let facts = match tool {
+        "issue_refund" | "return_delivered_order_items" | "exchange_delivered_order_items" => {
+            attributes(json!({
+                "items_on_order": left.on_order,
+                "items_untouched": left.untouched,
+                "items_price_cents": left.price_cents,
+                "items_refundable_cents": left.refundable_cents,
+                "amount_is_unrefunded_items": left.on_order
+                    && left.untouched
+                    && amount_cents == Some(left.price_cents),
+            }))
+        }
+        _ => Map::new(),
+    };
+    DerivedFacts { money_cents, facts }
 }
 
 /// A customer as the policy sees it: which payment methods and gift cards are theirs.

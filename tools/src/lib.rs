@@ -35,6 +35,7 @@ pub mod generate;
 pub mod gullible;
 pub mod mcp;
 mod operations;
+pub mod paybacks;
 pub mod records;
 
 pub use agent_core::{EffectClass, Tool, ToolSpec};

@@ -455,6 +455,11 @@ pub struct Email {
 pub struct Transfer {
     /// The agent's summary of the customer's issue.
     pub summary: String,
+    /// The parts of the summary nothing we hold vouches for (an amount, an id, a link that only
+    /// the ticket gave), each with its kind, its text and where it was seen: the person taking
+    /// the hand-off reads them as claims, not facts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unvouched: Vec<Value>,
 }
 
 /// Where a file's shape went wrong: the JSON path of the record and what was wrong with it.

@@ -6,6 +6,7 @@
 mod support;
 
 use agent_core::EffectClass::{self, Irreversible, Read, Write};
+use agent_core::MoneyMoved;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use support::{Harness, mini_desk};
@@ -19,7 +20,7 @@ const EXPECTED: &[(&str, &str, EffectClass, Resource, bool)] = &[
     ("find_user_id_by_email", "customers:read", Read, None, false),
     ("find_user_id_by_name_zip", "customers:read", Read, None, false),
     ("get_user_details", "customers:read", Read, Some(("User", "user_id")), true),
-    ("get_order_details", "orders:read", Read, Some(("Order", "order_id")), false),
+    ("get_order_details", "orders:read", Read, Some(("Order", "order_id")), true),
     ("get_product_details", "catalog:read", Read, Some(("Product", "product_id")), true),
     ("get_item_details", "catalog:read", Read, None, true),
     ("list_all_product_types", "catalog:read", Read, None, false),
@@ -66,8 +67,22 @@ fn every_tool_is_declared_as_expected() {
             spec.resource.as_ref().map(|r| (r.entity_type.as_str(), r.argument.as_str()));
         assert_eq!(declared, *resource, "{name}");
         assert_eq!(spec.untrusted_output, *untrusted, "{name}");
-        let money = if *name == "issue_refund" { Some("amount") } else { None };
-        assert_eq!(spec.money_argument.as_deref(), money, "{name}");
+        let money = match *name {
+            "issue_refund" => Some(MoneyMoved::Argument("amount".to_owned())),
+            "return_delivered_order_items"
+            | "exchange_delivered_order_items"
+            | "cancel_pending_order" => Some(MoneyMoved::Resolved),
+            _ => None,
+        };
+        assert_eq!(spec.money, money, "every tool that moves money says so: {name}");
+        let outbound: &[&str] = match *name {
+            "reply_to_customer" => &["message"],
+            "transfer_to_human_agents" => &["summary"],
+            _ => &[],
+        };
+        assert_eq!(spec.outbound_text, outbound, "{name}");
+        let pure = *name == "calculate";
+        assert_eq!(spec.derivation == agent_core::Derivation::Pure, pure, "{name}");
         assert!(!spec.description.is_empty(), "{name}");
     }
 }
@@ -139,7 +154,7 @@ fn tau2_argument_names_are_kept() {
         arguments("modify_pending_order_address"),
         ["order_id", "address1", "address2", "city", "state", "country", "zip"]
     );
-    assert_eq!(arguments("issue_refund"), ["order_id", "amount", "reason"]);
+    assert_eq!(arguments("issue_refund"), ["order_id", "item_ids", "amount", "reason"]);
     assert!(tool(&desk, "no_such_tool").is_none());
 }
 

@@ -14,21 +14,27 @@ use tools::records::TicketStatus;
 #[tokio::test]
 async fn a_refund_goes_to_the_original_payment_method_and_is_recorded() {
     let desk = Harness::mini();
-    let input = json!({"order_id": "#W1000002", "amount": 80, "reason": "lamp arrived broken"});
+    let input = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 80,
+        "reason": "lamp arrived broken"
+    });
     let output = desk.ok("1", "issue_refund", input).await;
     assert_eq!(
         output,
         json!({
-            "order_id": "#W1000002", "refunded": 80.0, "payment_method_id": "credit_card_1111111",
-            "refunded_total": 80.0, "refundable_left": 100.0
+            "order_id": "#W1000002", "item_ids": ["2000000021"], "refunded": 80.0,
+            "payment_method_id": "credit_card_1111111", "refunded_total": 80.0,
+            "refundable_left": 100.0
         })
     );
     let order = desk.desk.order("#W1000002").unwrap();
     let last = order.payment_history.last().unwrap();
+    // The refund records the items it paid back: the one ledger every money tool reads.
     assert_eq!(
         serde_json::to_value(last).unwrap(),
         json!({
-            "transaction_type": "refund", "amount": 80.0, "payment_method_id": "credit_card_1111111"
+            "transaction_type": "refund", "amount": 80.0, "payment_method_id": "credit_card_1111111",
+            "item_ids": ["2000000021"]
         })
     );
     assert_eq!(desk.desk.refunds_total("#W1000002"), Some(8000));
@@ -40,7 +46,7 @@ async fn a_refund_to_a_gift_card_credits_it() {
     desk.ok(
         "1",
         "issue_refund",
-        json!({"order_id": "#W1000004", "amount": 12.34, "reason": "late"}),
+        json!({"order_id": "#W1000004", "item_ids": ["2000000022", "2000000002"], "amount": 12.34, "reason": "late"}),
     )
     .await;
     let card = &desk.desk.user("ava_lee_1002").unwrap().payment_methods["gift_card_2222222"];
@@ -56,7 +62,7 @@ async fn refunds_never_exceed_what_was_paid_minus_what_was_refunded() {
             desk.call(
                 call,
                 "issue_refund",
-                json!({"order_id": "#W1000002", "amount": amount, "reason": "x"}),
+                json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": amount, "reason": "x"}),
             )
             .await
         }
@@ -64,15 +70,15 @@ async fn refunds_never_exceed_what_was_paid_minus_what_was_refunded() {
     assert!(refund("1", 180.01).await.is_err());
     assert!(refund("2", 100.0).await.is_ok());
     let message = refund("3", 80.01).await.unwrap_err().to_string();
-    assert!(message.contains("exceeds the $80.00 left to refund"), "{message}");
+    assert!(message.contains("exceeds the $80.00 left to pay back of those items"), "{message}");
     assert!(refund("4", 80.0).await.is_ok());
     assert!(refund("5", 0.01).await.is_err());
     assert_eq!(desk.desk.refunds_total("#W1000002"), Some(18_000));
     // A cancelled order was refunded in full already.
     let message = desk
-        .rejected("6", "issue_refund", json!({"order_id": "#W1000005", "amount": 1, "reason": "x"}))
+        .rejected("6", "issue_refund", json!({"order_id": "#W1000005", "item_ids": ["2000000002"], "amount": 1, "reason": "x"}))
         .await;
-    assert!(message.contains("$0.00 left"), "{message}");
+    assert!(message.contains("only a delivered order's items"), "{message}");
 }
 
 #[tokio::test]
@@ -83,7 +89,7 @@ async fn refund_amounts_must_be_positive_whole_cents_with_a_reason() {
         .rejected(
             "1",
             "issue_refund",
-            json!({"order_id": "#W1000002", "amount": 10.005, "reason": "x"}),
+            json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 10.005, "reason": "x"}),
         )
         .await;
     assert!(message.contains("whole cents"), "{message}");
@@ -91,28 +97,84 @@ async fn refund_amounts_must_be_positive_whole_cents_with_a_reason() {
         .rejected(
             "2",
             "issue_refund",
-            json!({"order_id": "#W1000002", "amount": 10, "reason": "  "}),
+            json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 10, "reason": "  "}),
         )
         .await;
     assert!(message.contains("reason"), "{message}");
     let message = desk
-        .rejected("3", "issue_refund", json!({"order_id": "#W9", "amount": 10, "reason": "x"}))
+        .rejected(
+            "3",
+            "issue_refund",
+            json!({"order_id": "#W9", "item_ids": ["1"], "amount": 10, "reason": "x"}),
+        )
         .await;
     assert!(message.contains("order `#W9` not found"), "{message}");
     assert!(
         desk.schema_refuses(
             "issue_refund",
-            json!({"order_id": "#W1000002", "amount": -5, "reason": "x"})
+            json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": -5, "reason": "x"})
         )
         .await
     );
     assert!(
         desk.schema_refuses(
             "issue_refund",
-            json!({"order_id": "#W1000002", "amount": "5", "reason": "x"})
+            json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": "5", "reason": "x"})
         )
         .await
     );
+    assert_eq!(state(&desk.desk), before);
+}
+
+#[tokio::test]
+async fn one_item_is_paid_back_once_by_a_refund_and_a_return_in_either_order() {
+    // A refund of the lamp, then its return: the return is refused.
+    let desk = Harness::mini();
+    let lamp_refund = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 80, "reason": "broken"
+    });
+    let lamp_return = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"],
+        "payment_method_id": "credit_card_1111111"
+    });
+    desk.ok("1", "issue_refund", lamp_refund.clone()).await;
+    let message = desk.rejected("2", "return_delivered_order_items", lamp_return.clone()).await;
+    assert!(message.contains("already paid back"), "{message}");
+    // A partial refund touches the item too.
+    let partial = Harness::mini();
+    let part = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 10, "reason": "scratch"
+    });
+    partial.ok("1", "issue_refund", part).await;
+    let message = partial.rejected("2", "return_delivered_order_items", lamp_return.clone()).await;
+    assert!(message.contains("already paid back"), "{message}");
+    // The return first, then a refund: the item is on a pending return, paid back in full.
+    let returned = Harness::mini();
+    returned.ok("1", "return_delivered_order_items", lamp_return).await;
+    let message = returned.rejected("2", "issue_refund", lamp_refund.clone()).await;
+    assert!(message.contains("only a delivered order"), "{message}");
+    // Positive control: a refund of another item after the lamp's refund still runs.
+    let shirt = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000001"], "amount": 50, "reason": "torn"
+    });
+    desk.ok("3", "issue_refund", shirt).await;
+    // And the lamp cannot be refunded again by naming it twice or with another amount.
+    let again = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 0.01, "reason": "again"
+    });
+    let message = desk.rejected("4", "issue_refund", again).await;
+    assert!(message.contains("$0.00 left to pay back"), "{message}");
+}
+
+#[tokio::test]
+async fn a_pending_order_is_never_refunded_while_its_goods_still_ship() {
+    let desk = Harness::mini();
+    let before = state(&desk.desk);
+    let refund = json!({
+        "order_id": "#W1000001", "item_ids": ["2000000011"], "amount": 25, "reason": "x"
+    });
+    let message = desk.rejected("1", "issue_refund", refund).await;
+    assert!(message.contains("only a delivered order's items"), "{message}");
     assert_eq!(state(&desk.desk), before);
 }
 
@@ -121,7 +183,7 @@ async fn refund_amounts_must_be_positive_whole_cents_with_a_reason() {
 #[tokio::test]
 async fn a_retried_refund_refunds_once_and_returns_the_first_result() {
     let desk = Harness::mini();
-    let input = json!({"order_id": "#W1000002", "amount": 50, "reason": "retry me"});
+    let input = json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 50, "reason": "retry me"});
     let first = desk.call("toolu_01", "issue_refund", input.clone()).await.unwrap();
     let second = desk.call("toolu_01", "issue_refund", input).await.unwrap();
     assert_eq!(first, second);
@@ -132,7 +194,7 @@ async fn a_retried_refund_refunds_once_and_returns_the_first_result() {
 #[tokio::test]
 async fn the_same_call_id_in_another_task_is_another_call() {
     let desk = Harness::mini();
-    let input = json!({"order_id": "#W1000002", "amount": 50, "reason": "x"});
+    let input = json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 50, "reason": "x"});
     desk.ok("toolu_01", "issue_refund", input.clone()).await;
     let other_task = Harness::over(desk.desk.clone()).in_task("task-2");
     other_task.ok("toolu_01", "issue_refund", input).await;
@@ -145,14 +207,14 @@ async fn a_call_id_reused_with_other_arguments_is_refused() {
     desk.ok(
         "toolu_01",
         "issue_refund",
-        json!({"order_id": "#W1000002", "amount": 50, "reason": "x"}),
+        json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 50, "reason": "x"}),
     )
     .await;
     let message = desk
         .rejected(
             "toolu_01",
             "issue_refund",
-            json!({"order_id": "#W1000002", "amount": 90, "reason": "x"}),
+            json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 90, "reason": "x"}),
         )
         .await;
     assert!(message.contains("already used for a different call"), "{message}");
@@ -275,7 +337,7 @@ async fn an_account_is_deleted_only_without_orders_in_flight() {
 #[tokio::test]
 async fn a_desk_saved_after_writes_reloads_the_same() {
     let desk = Harness::mini();
-    desk.ok("1", "issue_refund", json!({"order_id": "#W1000002", "amount": 5, "reason": "x"}))
+    desk.ok("1", "issue_refund", json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 5, "reason": "x"}))
         .await;
     desk.ok("2", "send_email", json!({"to": "a@b.example", "subject": "s", "body": "b"})).await;
     desk.ok("3", "transfer_to_human_agents", json!({"summary": "s"})).await;

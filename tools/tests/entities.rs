@@ -7,7 +7,9 @@ mod support;
 
 use cedar_policy::{Entities, Schema};
 use guards::budget::Usage;
-use guards::policy::{CallFacts, EntityResolver, Outcome, PolicyBundle, ResolvedEntity};
+use guards::policy::{
+    CallFacts, EntityResolver, OutboundFacts, Outcome, PolicyBundle, ResolvedEntity,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use support::{Harness, mini_desk};
@@ -132,8 +134,10 @@ fn unknown_records_resolve_to_nothing() {
 #[tokio::test]
 async fn the_entities_follow_the_desk_as_it_changes() {
     let desk = Harness::mini();
-    desk.ok("1", "issue_refund", json!({"order_id": "#W1000002", "amount": 30.5, "reason": "x"}))
-        .await;
+    let refund = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 30.5, "reason": "x"
+    });
+    desk.ok("1", "issue_refund", refund).await;
     let order = &resolve(&desk.desk, "Order", "#W1000002")[0];
     assert_eq!(order.attrs["refunded_cents"], 3050);
     assert_eq!(order.attrs["refundable_cents"], 14_950);
@@ -144,46 +148,39 @@ fn the_refund_bots_policy_decides_from_the_desks_records() {
     let bundle = PolicyBundle::load(policy_dir().join("policy.toml")).unwrap();
     let desk = mini_desk();
     let decide = |action: &str, resource: (&str, &str), amount_cents: i64, args: &Value| {
-        let resolved = resolve(&desk, resource.0, resource.1);
-        let facts = CallFacts {
-            agent: "refund-bot",
-            chain: vec!["refund-bot".to_owned()],
-            action,
-            resource: Some(resource),
-            task: "T-1001",
-            customer: Some("noah_brown_1001"),
-            calls_made: 0,
-            amount_cents,
-            args,
-            tainted: false,
-            untrusted_args: Vec::new(),
-            usage: Usage::default(),
-        };
-        bundle.evaluate(&facts, &resolved).outcome
+        decide_on(&bundle, &desk, action, resource, amount_cents, args)
     };
-    let refund = json!({"order_id": "#W1000002", "reason": "broken"});
-    assert_eq!(decide("issue_refund", ("Order", "#W1000002"), 5000, &refund), Outcome::Allow);
-    // More than the $180 paid.
-    let outcome = decide("issue_refund", ("Order", "#W1000002"), 18_001, &refund);
+    let refund = json!({"order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 80.0, "reason": "broken"});
+    assert_eq!(decide("issue_refund", ("Order", "#W1000002"), 8000, &refund), Outcome::Allow);
+    // More than the $180 paid, and more than the items named are worth.
+    let all = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"],
+        "amount": 180.01, "reason": "broken"
+    });
+    let outcome = decide("issue_refund", ("Order", "#W1000002"), 18_001, &all);
     assert!(
-        matches!(&outcome, Outcome::Deny { code, .. } if code == "refund_exceeds_payment"),
+        matches!(&outcome, Outcome::Deny { code, .. } if code == "refund_exceeds_items"),
         "{outcome:?}"
     );
     // Another customer's order.
-    let theirs = json!({"order_id": "#W1000004", "reason": "x"});
+    let theirs = json!({"order_id": "#W1000004", "item_ids": ["x"], "amount": 1.0, "reason": "x"});
     let outcome = decide("issue_refund", ("Order", "#W1000004"), 100, &theirs);
     assert!(
         matches!(&outcome, Outcome::Deny { code, .. } if code == "cross_customer"),
         "{outcome:?}"
     );
     // A return to the customer's own gift card, and to someone else's.
-    let own = json!({"order_id": "#W1000002", "payment_method_id": "gift_card_1111112"});
+    let own = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "payment_method_id": "gift_card_1111112"
+    });
     assert_eq!(
-        decide("return_delivered_order_items", ("Order", "#W1000002"), 0, &own),
+        decide("return_delivered_order_items", ("Order", "#W1000002"), 8000, &own),
         Outcome::Allow
     );
-    let foreign = json!({"order_id": "#W1000002", "payment_method_id": "gift_card_2222222"});
-    let outcome = decide("return_delivered_order_items", ("Order", "#W1000002"), 0, &foreign);
+    let foreign = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "payment_method_id": "gift_card_2222222"
+    });
+    let outcome = decide("return_delivered_order_items", ("Order", "#W1000002"), 8000, &foreign);
     assert!(
         matches!(&outcome, Outcome::Deny { code, .. } if code == "refund_destination"),
         "{outcome:?}"
@@ -196,4 +193,76 @@ fn the_refund_bots_policy_decides_from_the_desks_records() {
         decide("read_ticket", ("Ticket", "T-1002"), 0, &ticket),
         Outcome::Deny { .. }
     ));
+}
+
+#[tokio::test]
+async fn one_item_is_paid_back_once_whichever_tool_pays_it() {
+    let bundle = PolicyBundle::load(policy_dir().join("policy.toml")).unwrap();
+    let desk = Harness::mini();
+    let lamp = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "payment_method_id": "gift_card_1111112"
+    });
+    let decide_return = || {
+        decide_on(
+            &bundle,
+            &desk.desk,
+            "return_delivered_order_items",
+            ("Order", "#W1000002"),
+            8000,
+            &lamp,
+        )
+    };
+    // Positive control: before any refund, the lamp's return runs.
+    assert_eq!(decide_return(), Outcome::Allow);
+    let refund = json!({
+        "order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 80.0, "reason": "broken"
+    });
+    desk.ok("1", "issue_refund", refund.clone()).await;
+    // The lamp was refunded: its return would pay it back twice, and policy refuses it.
+    let outcome = decide_return();
+    assert!(
+        matches!(&outcome, Outcome::Deny { code, .. } if code == "item_already_paid_back"),
+        "{outcome:?}"
+    );
+    // And so does the tool itself, if it were ever called.
+    let refused = desk.call("2", "return_delivered_order_items", lamp.clone()).await;
+    assert!(refused.unwrap_err().to_string().contains("already paid back"));
+    // A second refund of the lamp is refused too (nothing is left of it).
+    let again =
+        decide_on(&bundle, &desk.desk, "issue_refund", ("Order", "#W1000002"), 8000, &refund);
+    assert!(
+        matches!(&again, Outcome::Deny { code, .. } if code == "refund_exceeds_items"),
+        "{again:?}"
+    );
+}
+
+/// What the refund bot's bundle decides for a call on the desk, with the facts the desk derives.
+fn decide_on(
+    bundle: &PolicyBundle,
+    desk: &tools::Desk,
+    action: &str,
+    resource: (&str, &str),
+    amount_cents: i64,
+    args: &Value,
+) -> Outcome {
+    let resolved = resolve(desk, resource.0, resource.1);
+    let derived = desk.derive(action, args).unwrap();
+    let outbound = OutboundFacts::default();
+    let facts = CallFacts {
+        agent: "refund-bot",
+        chain: vec!["refund-bot".to_owned()],
+        action,
+        resource: Some(resource),
+        task: "T-1001",
+        customer: Some("noah_brown_1001"),
+        calls_made: 0,
+        amount_cents,
+        args,
+        tainted: false,
+        untrusted_args: Vec::new(),
+        usage: Usage::default(),
+        facts: &derived.facts,
+        outbound: &outbound,
+    };
+    bundle.evaluate(&facts, &resolved).outcome
 }

@@ -287,7 +287,10 @@ async fn the_stdio_binary_runs_with_a_cleared_environment_and_its_death_is_repor
         .env("JWKS", fixture.jwks_path().display().to_string())
         .env("ISSUER", ISSUER)
         .env("AUDIENCE", AUDIENCE);
-    let token = fixture.task_token(&["orders:read"]);
+    // The token serves the demo order's owner: the binary checks whose data it serves.
+    let mut grant = fixture.grant(&["orders:read"]);
+    grant.on_behalf_of = Some("emma_muller_1757".to_owned());
+    let token = fixture.issuer.mint_task(&grant).unwrap();
     let source =
         McpToolSource::connect(&endpoint, token.clone(), SourceOptions::default()).await.unwrap();
 

@@ -22,7 +22,8 @@
 //! - **Budget use**: money moved by calls that succeeded, as a guard recorded it before the call
 //!   (`detail.context.amount_cents`, the policy guard's Cedar context), and irreversible calls
 //!   that ran (the effect classes come from the task-start event's `detail.effects`).
-//! - **Anomalies**: tasks with [`DENIAL_BURST`] or more denials (a model pushing against its
+//! - **Anomalies**: money paid back on one record or to one subject across several tasks (a
+//!   cap per ticket walked around one ticket at a time); tasks with [`DENIAL_BURST`] or more denials (a model pushing against its
 //!   limits, often an injected one), calls to tools not on the menu, tasks that ended other than
 //!   `completed`, and tools that failed.
 //!
@@ -182,6 +183,26 @@ pub struct Anomalies {
     pub abnormal_ends: Vec<(TaskId, String)>,
     /// Calls whose tool failed, grouped by tool and reason code.
     pub failures: Vec<Occurrences>,
+    /// Money paid back on one record, or to one subject, across several tasks: one ticket after
+    /// another refunding the same order or the same customer is how a cap per task is walked
+    /// around.
+    pub repeated_paybacks: Vec<RepeatedPaybacks>,
+}
+
+/// Money-moving calls that ran on one record (or for one subject) in more than one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedPaybacks {
+    /// `record` (what the calls touched, such as `Order::#W2611340`) or `subject` (whom the
+    /// tasks served).
+    pub by: &'static str,
+    /// The record or the subject.
+    pub key: String,
+    /// How many tasks.
+    pub tasks: u64,
+    /// How many calls.
+    pub calls: u64,
+    /// The money they moved, in cents.
+    pub money_cents: i64,
 }
 
 /// Calls with the same tool and reason code, with a count and the first call's task.
@@ -204,6 +225,7 @@ impl Anomalies {
             + self.off_menu.len()
             + self.abnormal_ends.len()
             + self.failures.len()
+            + self.repeated_paybacks.len()
     }
 
     /// Whether nothing deserves a look.
@@ -282,6 +304,8 @@ struct AgentTally {
     /// Waits of approval requests by outcome (`None` when the wait is not on record).
     approvals: BTreeMap<String, Vec<Option<u64>>>,
     abnormal_ends: Vec<(TaskId, String)>,
+    /// Whom each task served (`on_behalf_of` of its start).
+    subjects: BTreeMap<TaskId, String>,
 }
 
 /// One call's fate, as its events tell it.
@@ -293,6 +317,8 @@ struct CallTally {
     ran: bool,
     failure: Option<String>,
     amount_cents: Option<i64>,
+    /// What the call touched, as the policy guard recorded it (`Order::#W…`).
+    resource: Option<String>,
 }
 
 /// Where and why a call was refused.
@@ -325,6 +351,7 @@ impl AgentTally {
                 ran: false,
                 failure: None,
                 amount_cents: None,
+                resource: None,
             });
         let code = event.reasons.first().map(|reason| reason.code.clone()).unwrap_or_default();
         match (event.stage, event.verdict) {
@@ -334,6 +361,13 @@ impl AgentTally {
             }
             (Stage::Guard, Verdict::Allow | Verdict::NeedsApproval) => {
                 call.amount_cents = call.amount_cents.or_else(|| amount_cents(&event.detail));
+                call.resource = call.resource.take().or_else(|| {
+                    event
+                        .detail
+                        .pointer("/context/resource")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
             }
             (Stage::Outcome, Verdict::Succeeded) => call.ran = true,
             (Stage::Outcome, _) => {
@@ -355,6 +389,9 @@ impl AgentTally {
         match event.verdict {
             Verdict::Started => {
                 self.tasks.insert(event.task.clone());
+                if let Some(subject) = event.detail.get("on_behalf_of").and_then(Value::as_str) {
+                    self.subjects.insert(event.task.clone(), subject.to_owned());
+                }
                 self.menu.extend(strings(event.detail.get("menu")));
                 if let Some(effects) = event.detail.get("effects").and_then(Value::as_object) {
                     self.effects_recorded = true;
@@ -460,7 +497,43 @@ impl AgentTally {
             off_menu,
             abnormal_ends,
             failures,
+            repeated_paybacks: self.repeated_paybacks(),
         }
+    }
+
+    /// Records and subjects that money-moving calls paid back in two tasks or more.
+    fn repeated_paybacks(&self) -> Vec<RepeatedPaybacks> {
+        let paid: Vec<&CallTally> = self
+            .calls_in_order()
+            .into_iter()
+            .filter(|call| call.ran && call.failure.is_none())
+            .filter(|call| call.amount_cents.is_some_and(|cents| cents > 0))
+            .collect();
+        let mut found = Vec::new();
+        for by in ["record", "subject"] {
+            let mut groups: BTreeMap<String, (BTreeSet<&TaskId>, u64, i64)> = BTreeMap::new();
+            for call in &paid {
+                let key = match by {
+                    "record" => call.resource.clone(),
+                    _ => self.subjects.get(&call.task).cloned(),
+                };
+                let Some(key) = key else { continue };
+                let group = groups.entry(key).or_default();
+                group.0.insert(&call.task);
+                group.1 += 1;
+                group.2 += call.amount_cents.unwrap_or(0);
+            }
+            found.extend(groups.into_iter().filter(|(_, (tasks, _, _))| tasks.len() > 1).map(
+                |(key, (tasks, calls, money_cents))| RepeatedPaybacks {
+                    by,
+                    key,
+                    tasks: tasks.len() as u64,
+                    calls,
+                    money_cents,
+                },
+            ));
+        }
+        found
     }
 }
 

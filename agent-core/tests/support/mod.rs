@@ -69,6 +69,12 @@ impl RecordingTool {
         self
     }
 
+    /// Declares output fields facts of the system of record.
+    pub fn facts(mut self, paths: &[&str]) -> Self {
+        self.spec = self.spec.facts(paths.iter().copied());
+        self
+    }
+
     pub fn runs(&self) -> Arc<Mutex<Vec<Value>>> {
         Arc::clone(&self.runs)
     }

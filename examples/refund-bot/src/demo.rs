@@ -146,7 +146,7 @@ pub async fn run(
         let desk = runtime.desk_now()?;
         let verdict = ticket.expect.check(ticket.kind, &report, &desk);
         let refunded_after = refunded_total(&desk);
-        let events = task_events(&store, &ticket.id)?;
+        let events = task_events(&store, report.task.as_str())?;
         let mut text = transcript::ticket_heading(style, ticket, index + 1, total);
         text.push_str(&transcript::calls(style, &report, &events));
         let _ = writeln!(text, "{}\n", transcript::verdict(style, ticket.kind, &verdict));

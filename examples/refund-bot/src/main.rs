@@ -74,6 +74,7 @@ async fn run(options: Options) -> Result<bool, String> {
         database: options.database,
         approver: options.approver,
         audit_log: options.audit_log,
+        ledger: options.ledger,
         ..Settings::default()
     };
     let outcome =

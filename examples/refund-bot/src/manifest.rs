@@ -38,6 +38,9 @@ pub struct Manifest {
     pub approval: ApprovalSection,
     /// The spending caps.
     pub budget: guards::budget::Limits,
+    /// The deployment's one budget ledger (resolved): it survives restarts, and concurrent
+    /// processes on this machine share it safely (SQLite's write lock).
+    pub ledger: PathBuf,
     /// Where the audit log and its stores go.
     pub audit: AuditSection,
     /// The ticket queue the demo works through (resolved).
@@ -123,6 +126,9 @@ pub struct ApprovalSection {
     pub channel: ApprovalChannel,
     /// How long a reviewer has before silence counts as no.
     pub timeout: Duration,
+    /// How many approval requests one task may make; past it, a call that needs a human is
+    /// refused without asking (a reviewer asked a sixteenth time stops reading).
+    pub max_requests_per_task: u32,
 }
 
 /// Who answers approval requests.
@@ -295,8 +301,13 @@ impl Manifest {
             approval: ApprovalSection {
                 channel: file.approval.channel,
                 timeout: Duration::from_secs(*timeout.get_ref()),
+                max_requests_per_task: file.approval.max_requests_per_task,
             },
             budget,
+            ledger: match &file.budget.ledger {
+                Some(ledger) => resolve(dir, Path::new(ledger)),
+                None => resolve(dir, &file.audit.dir).join("ledger.sqlite"),
+            },
             audit: AuditSection {
                 dir: resolve(dir, &file.audit.dir),
                 fsync: match file.audit.fsync {
@@ -385,11 +396,20 @@ struct PolicyFile {
 struct ApprovalFile {
     channel: ApprovalChannel,
     timeout_seconds: Spanned<u64>,
+    #[serde(default = "default_max_requests")]
+    max_requests_per_task: u32,
+}
+
+fn default_max_requests() -> u32 {
+    agent_core::pipeline::DEFAULT_MAX_APPROVALS_PER_TASK
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct BudgetFile {
+    /// The ledger file, relative to the manifest; by default `ledger.sqlite` in the audit dir.
+    #[serde(default)]
+    ledger: Option<String>,
     #[serde(default)]
     per_task: CapsFile,
     #[serde(default)]

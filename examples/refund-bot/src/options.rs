@@ -18,6 +18,8 @@ pub struct Options {
     pub model: Option<String>,
     /// Where the audit log goes, instead of a new file in the manifest's audit dir.
     pub audit_log: Option<PathBuf>,
+    /// `--ledger PATH`.
+    pub ledger: Option<PathBuf>,
     /// No colours even on a terminal.
     pub no_colour: bool,
 }
@@ -25,7 +27,7 @@ pub struct Options {
 /// The usage text.
 pub const USAGE: &str = "\
 Usage: refund-bot [--manifest PATH] [--db PATH] [--tools SOURCE] [--approver WHO]
-                  [--model ID] [--audit-log PATH] [--no-color]
+                  [--model ID] [--audit-log PATH] [--ledger PATH] [--no-color]
        refund-bot audit verify|query|review [PATH] …   (refund-bot audit --help)
 
 Runs the refund-bot demo: a support agent works through a queue of tickets, some honest and some
@@ -46,6 +48,8 @@ Options:
                        deny      a script that says no
   --model ID         the Claude model when ANTHROPIC_API_KEY is set (default: the manifest's)
   --audit-log PATH   where to write the hash-chained audit log
+  --ledger PATH      the budget ledger (default: the manifest's; it persists across runs,
+                     like a deployment's, so daily caps per customer hold from run to run)
                      (default: a new file in the manifest's audit dir)
   --no-color         plain output even on a terminal (so does NO_COLOR)
   -h, --help         print this help
@@ -70,6 +74,7 @@ impl Options {
                 "--manifest" => options.manifest = Some(PathBuf::from(value("a path")?)),
                 "--db" => options.database = Some(PathBuf::from(value("a path")?)),
                 "--audit-log" => options.audit_log = Some(PathBuf::from(value("a path")?)),
+                "--ledger" => options.ledger = Some(PathBuf::from(value("a path")?)),
                 "--model" => options.model = Some(value("a model id")?),
                 "--tools" => {
                     let source = value("in-process, mcp-stdio or mcp-http")?;

@@ -36,6 +36,8 @@ pub struct Settings {
     pub approver: Option<ApprovalChannel>,
     /// Where the audit log goes (`--audit-log`), else a new file in the manifest's audit dir.
     pub audit_log: Option<PathBuf>,
+    /// The budget ledger (`--ledger`), else the manifest's.
+    pub ledger: Option<PathBuf>,
     /// A reviewer to ask instead of any channel: the eval harness's scripted human.
     pub reviewer: Option<Arc<dyn Approver>>,
     /// What an MCP server offers instead of the desk's own tools: the eval harness serves
@@ -83,6 +85,10 @@ pub struct Runtime {
     /// Menu tools an MCP server offered in a form other than the reviewed one, each with the
     /// reason code (`pin_mismatch`, `not_offered`, …): they are off the menu for this run.
     pub refused_tools: Vec<(String, String)>,
+    /// Names this run: task ids are `<ticket>@<run>`, so that a persistent ledger never mistakes
+    /// this run's work on a ticket for another run's (the demo replays its queue on a freshly
+    /// seeded desk), while the per-customer and per-agent daily caps hold across runs.
+    pub run_id: String,
     /// Where the stdio child keeps the desk's state.
     state_path: PathBuf,
     /// Keeps an MCP connection or server alive for the run.
@@ -186,6 +192,7 @@ impl Runtime {
                 approver: ApprovalChannel::Approve,
                 revocations,
                 refused_tools: Vec::new(),
+                run_id: run_id(),
                 state_path,
                 _mcp: None,
             });
@@ -201,8 +208,14 @@ impl Runtime {
         // The Cedar rules, validated against their schema, with their test cases run: a broken
         // policy stops the start here, never lets a call through.
         let bundle = PolicyBundle::load(&manifest.policy).map_err(|e| e.to_string())?;
-        let budget_path = audit_path.with_extension("budget.sqlite");
-        let budget = Arc::new(BudgetStore::open(&budget_path).map_err(|e| e.to_string())?);
+        // One ledger per deployment, named in the manifest: it outlives this process, and other
+        // processes on this machine that share it wait for SQLite's write lock.
+        let ledger = settings.ledger.clone().unwrap_or_else(|| manifest.ledger.clone());
+        if let Some(parent) = ledger.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+        }
+        let budget = Arc::new(BudgetStore::open(&ledger).map_err(|e| e.to_string())?);
         let policy = PolicyGuard::new(Arc::new(bundle), Arc::new(desk.clone()))
             .with_budget(budget, manifest.budget);
         let verifier = verifier().map_err(|e| e.to_string())?;
@@ -218,6 +231,7 @@ impl Runtime {
             .with_guard(Arc::new(CredentialGuard::new(verifier, &audience)))
             .with_guard(Arc::new(policy))
             .with_approver(approver, manifest.approval.timeout)
+            .with_approval_limit(manifest.approval.max_requests_per_task)
             .with_notary(Arc::new(IssuerNotary::new(Arc::clone(&issuer))))
             .with_call_credentials(Arc::new(CallTokens::new(Arc::clone(&issuer), &audience)));
         Ok(Self {
@@ -231,6 +245,7 @@ impl Runtime {
             approver: approver_in_use,
             revocations,
             refused_tools,
+            run_id: run_id(),
             state_path,
             _mcp: mcp,
         })
@@ -256,15 +271,21 @@ impl Runtime {
     /// short-lived token for this agent, this task and this customer, carrying the manifest's
     /// scopes and nothing else.
     pub fn task(&self, ticket: &QueueTicket) -> Result<Task, String> {
-        let token = self.mint(&ticket.id, Some(&ticket.customer))?;
+        let task_id = self.task_id(&ticket.id);
+        let token = self.mint(&task_id, Some(&ticket.customer))?;
         let text = format!("Subject: {}\n\n{}", ticket.subject, ticket.body);
         Ok(Task::new(
-            ticket.id.as_str(),
+            task_id.as_str(),
             format!("Resolve ticket {} from customer {}.", ticket.id, ticket.customer),
         )
         .on_behalf_of(ticket.customer.as_str())
         .untrusted_input("ticket", text)
         .credential(token))
+    }
+
+    /// The task id of this run's work on `ticket`.
+    pub fn task_id(&self, ticket: &str) -> String {
+        format!("{ticket}@{}", self.run_id)
     }
 
     fn mint(&self, task: &str, customer: Option<&str>) -> Result<Credential, String> {
@@ -344,8 +365,10 @@ async fn menu_tools(
             let checked = local
                 .into_iter()
                 .map(|tool| {
-                    Arc::new(TokenCheckedTool::new(tool, Arc::clone(&verifier), audience.as_str()))
-                        as Arc<dyn Tool>
+                    Arc::new(
+                        TokenCheckedTool::new(tool, Arc::clone(&verifier), audience.as_str())
+                            .with_owners(Arc::new(desk.clone())),
+                    ) as Arc<dyn Tool>
                 })
                 .collect();
             Ok((checked, None))
@@ -356,7 +379,8 @@ async fn menu_tools(
                 None => tools::all_tools(desk),
             };
             let server = McpToolServer::new(offered, server_verifier, audience.as_str(), None)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .with_owners(Arc::new(desk.clone()));
             let listening = server
                 .serve_http(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
@@ -417,19 +441,7 @@ async fn import(
 /// What the operator declares about a desk tool imported over MCP: everything the local
 /// declaration says, pinned to its exact definition.
 fn declared_import(spec: &agent_core::ToolSpec) -> ToolImport {
-    let mut import = ToolImport::new(spec.name.clone(), spec.required_scope.clone(), spec.effect)
-        .pinned(tools::mcp::pin_digest(spec.name.as_str(), &spec.description, &spec.input_schema))
-        .described_as(spec.description.clone());
-    if !spec.untrusted_output {
-        import = import.trusted_output();
-    }
-    if let Some(resource) = &spec.resource {
-        import = import.touches(resource.entity_type.clone(), resource.argument.clone());
-    }
-    if let Some(argument) = &spec.money_argument {
-        import = import.moves_money(argument.clone());
-    }
-    import
+    ToolImport::declared_as(spec)
 }
 
 /// The approval channel, and which one that turned out to be.
@@ -485,6 +497,14 @@ async fn web_console(manifest: &Manifest) -> Result<Arc<dyn Approver>, String> {
 }
 
 /// A fresh log file in `dir`, named by the time.
+/// A run id: the start time in milliseconds and the process id, in hex.
+fn run_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    format!("{millis:x}{:x}", std::process::id())
+}
+
 fn new_log_path(dir: &Path) -> PathBuf {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -540,7 +560,8 @@ pub async fn serve_desk(args: &[String]) -> Result<(), String> {
         })
         .collect();
     let server = McpToolServer::new(tools, Arc::new(verifier), value("--audience")?, None)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_owners(Arc::new(desk.clone()));
     server.serve_stdio().await.map_err(|e| e.to_string())
 }
 

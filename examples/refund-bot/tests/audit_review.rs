@@ -143,7 +143,15 @@ fn refund_bot(args: &[&str]) -> Output {
 
 /// Runs the offline demo with every approval answered no, writing its audit log to `log`.
 fn run_demo(log: &Path) {
-    let run = refund_bot(&["--approver", "deny", "--audit-log", log.to_str().unwrap()]);
+    let ledger = log.with_extension("ledger.sqlite");
+    let run = refund_bot(&[
+        "--approver",
+        "deny",
+        "--audit-log",
+        log.to_str().unwrap(),
+        "--ledger",
+        ledger.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "demo failed:\n{}", String::from_utf8_lossy(&run.stderr));
 }
 

@@ -13,15 +13,17 @@ use refund_bot::queue::{Queue, TicketKind, Verdict};
 use std::process::Command;
 use support::run_demo;
 
-/// Events of `task` at `stage` with `verdict`, about `tool`, from the store.
-fn events(store: &AuditStore, task: &str, tool: &str, verdict: &str) -> usize {
+/// Events of the task working on ticket `ticket` (task ids are `<ticket>@<run>`) with
+/// `verdict`, about `tool`, from the store.
+fn events(store: &AuditStore, ticket: &str, tool: &str, verdict: &str) -> usize {
     let query = AuditQuery {
-        task: Some(task.to_owned()),
         tool: Some(tool.to_owned()),
         verdict: Some(verdict.to_owned()),
         ..AuditQuery::default()
     };
-    store.query(&query).unwrap().len()
+    let run = format!("{ticket}@");
+    let found = store.query(&query).unwrap();
+    found.iter().filter(|sealed| sealed.event.task.as_str().starts_with(&run)).count()
 }
 
 fn cents(desk: &tools::Desk, order: &str) -> i64 {
@@ -126,6 +128,8 @@ fn the_binary_runs_the_queue_offline_and_exits_zero() {
         // Never the real API from a test, whatever the developer's shell holds.
         .env_remove("ANTHROPIC_API_KEY")
         .args(["--audit-log", log.to_str().unwrap(), "--approver", "deny"])
+        .arg("--ledger")
+        .arg(log.with_extension("ledger.sqlite"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -171,6 +175,8 @@ fn another_database_is_used_and_a_broken_one_is_a_clear_error() {
             .arg(db)
             .args(["--approver", "deny", "--audit-log"])
             .arg(dir.path().join("audit.jsonl"))
+            .arg("--ledger")
+            .arg(dir.path().join("ledger.sqlite"))
             .output()
             .unwrap()
     };

@@ -40,7 +40,7 @@ fn the_shipped_manifest_loads_with_a_narrow_menu() {
     for never in ["send_email", "delete_customer_account"] {
         assert!(!manifest.tools.menu.iter().any(|tool| tool == never), "{never} is off the menu");
     }
-    assert_eq!(manifest.budget.per_task.money_cents, Some(50_000));
+    assert_eq!(manifest.budget.per_task.money_cents, Some(100_000));
     assert!(manifest.policy.ends_with("policy/policy.toml"));
 }
 
@@ -91,8 +91,9 @@ fn bad_values_are_errors_naming_their_lines() {
     .unwrap_err();
     assert_eq!(error_line(&error), line_containing("token_lifetime_seconds"));
 
-    let error = load_edited(|text| text.replacen("money = 500.00", "money = -5.0", 1)).unwrap_err();
-    assert_eq!(error_line(&error), line_containing("money = 500.00"));
+    let error =
+        load_edited(|text| text.replacen("money = 1000.00", "money = -5.0", 1)).unwrap_err();
+    assert_eq!(error_line(&error), line_containing("money = 1000.00"));
 
     let error = load_edited(|text| text.replacen("source = \"in-process\"", "source = \"ftp\"", 1))
         .unwrap_err();

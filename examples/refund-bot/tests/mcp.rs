@@ -42,6 +42,8 @@ fn summary_rows(extra: &[&str]) -> Vec<String> {
     let output = Command::new(env!("CARGO_BIN_EXE_refund-bot"))
         .env_remove("ANTHROPIC_API_KEY")
         .args(["--audit-log", log.to_str().unwrap(), "--approver", "deny"])
+        .arg("--ledger")
+        .arg(log.with_extension("ledger.sqlite"))
         .args(extra)
         .output()
         .unwrap();
@@ -107,6 +109,7 @@ async fn a_tool_the_server_changed_after_review_is_refused_off_the_menu_and_on_r
     let settings = Settings {
         tools: Some(ToolSource::McpHttp),
         audit_log: Some(dir.path().join("audit.jsonl")),
+        ledger: Some(dir.path().join("ledger.sqlite")),
         approver: Some(ApprovalChannel::Deny),
         served_tools: Some(serve),
         ..Settings::default()

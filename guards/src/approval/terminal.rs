@@ -617,6 +617,15 @@ fn describe_provenance(out: &mut Lines, args: &Value, provenance: Option<&Value>
     }
 }
 
+/// The `sources` of an origin, cleaned and joined.
+fn sources_of(origin: &Value) -> String {
+    origin
+        .get("sources")
+        .and_then(Value::as_array)
+        .map(|sources| sources.iter().map(describe_scalar).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
 fn is_untrusted_only(origin: Option<&Value>) -> bool {
     origin.and_then(|origin| origin.get("origin")).and_then(Value::as_str) == Some("untrusted_only")
 }
@@ -636,7 +645,18 @@ fn describe_origin(origin: &Value, paint: &Paint) -> String {
             };
             paint.alarm(&text)
         }
-        Some("trusted") => paint.fine("✓ seen in trusted records"),
+        Some("trusted") => {
+            let sources = sources_of(origin);
+            if sources.is_empty() {
+                paint.fine("✓ vouched for by our records")
+            } else {
+                paint.fine(&format!("✓ vouched for: {sources}"))
+            }
+        }
+        Some("own_write_echo") => paint.caution(&format!(
+            "? only in what this task itself wrote earlier ({}): vouches for nothing",
+            sources_of(origin)
+        )),
         Some("unseen") => paint.caution("? seen nowhere: the model wrote it"),
         Some(other) => paint.caution(&format!("? origin `{}`", clean(other))),
         None => paint.caution(&format!("? {}", describe_scalar(origin))),

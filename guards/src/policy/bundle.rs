@@ -20,6 +20,7 @@
 //! resource = { type = "Order", id = "#W1001" }
 //! customer = "noah_brown_6181"
 //! amount_cents = 2000
+//! facts = { amount_is_unrefunded_items = true }   # optional: `context.facts`
 //! expect = "allow"                   # allow | approval | deny
 //! policy = "refund_small"            # optional: the policy that must decide
 //! ```
@@ -31,7 +32,7 @@
 //! not fully checked: there is no "allow on error".
 
 use super::entities::{StaticEntities, uid};
-use super::evaluate::{CallFacts, Outcome};
+use super::evaluate::{CallFacts, OutboundFacts, Outcome};
 use crate::budget::Usage;
 use cedar_policy::{
     ActionConstraint, Entity, PolicyId, PolicySet, RestrictedExpression, Schema, ValidationMode,
@@ -230,6 +231,10 @@ struct TestCase {
     untrusted_args: Vec<String>,
     #[serde(default)]
     usage: Usage,
+    #[serde(default)]
+    facts: serde_json::Map<String, Value>,
+    #[serde(default)]
+    outbound: OutboundFacts,
     expect: String,
     #[serde(default)]
     policy: Option<String>,
@@ -528,6 +533,8 @@ impl PolicyBundle {
                 tainted: test.tainted,
                 untrusted_args: test.untrusted_args.clone(),
                 usage: test.usage,
+                facts: &test.facts,
+                outbound: &test.outbound,
             };
             let evaluation = self.evaluate(&facts, &resolved);
             let kind = evaluation.outcome.kind();

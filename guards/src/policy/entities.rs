@@ -18,6 +18,25 @@ pub trait EntityResolver: Send + Sync {
     /// The entity `entity_type::id` and every entity its attributes refer to that policies may
     /// read (an order's owner, say); `Ok(None)` if it does not exist.
     fn resolve(&self, entity_type: &str, id: &str) -> Result<Option<Vec<ResolvedEntity>>, String>;
+
+    /// What the system of record says about one call beyond its resource record: the money it
+    /// moves, for tools that declare [`MoneyMoved::Resolved`](agent_core::MoneyMoved::Resolved)
+    /// (a return is worth the price of the items it names), and facts worked out from the
+    /// arguments and the records they name, which policies read as `context.facts` ("the amount
+    /// is exactly the price of items nothing has paid back"). The default knows nothing: a tool
+    /// that needs its money resolved is then refused.
+    fn derive(&self, _tool: &str, _args: &Value) -> Result<DerivedFacts, String> {
+        Ok(DerivedFacts::default())
+    }
+}
+
+/// What a resolver works out about one call (see [`EntityResolver::derive`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DerivedFacts {
+    /// The money the call moves, in integer cents, when the records determine it.
+    pub money_cents: Option<i64>,
+    /// Facts for `context.facts`: strings, integers, booleans, sets and records.
+    pub facts: Map<String, Value>,
 }
 
 /// One entity's record in JSON form.
@@ -36,6 +55,8 @@ pub struct ResolvedEntity {
 #[derive(Debug, Clone, Default)]
 pub struct StaticEntities {
     by_type: HashMap<String, HashMap<String, Map<String, Value>>>,
+    /// Per tool, the facts every call of it derives (see [`StaticEntities::deriving`]).
+    derived: HashMap<String, DerivedFacts>,
 }
 
 impl StaticEntities {
@@ -56,7 +77,15 @@ impl StaticEntities {
             }
             by_type.insert(entity_type.clone(), by_id);
         }
-        Ok(Self { by_type })
+        Ok(Self { by_type, derived: HashMap::new() })
+    }
+
+    /// Says that every call of `tool` derives `facts`, as a system of record would work them out
+    /// (for tests and fixtures: a desk derives them from the records a call names).
+    #[must_use]
+    pub fn deriving(mut self, tool: &str, facts: DerivedFacts) -> Self {
+        self.derived.insert(tool.to_owned(), facts);
+        self
     }
 
     /// Entities from a JSON file.
@@ -83,6 +112,10 @@ impl StaticEntities {
 }
 
 impl EntityResolver for StaticEntities {
+    fn derive(&self, tool: &str, _args: &Value) -> Result<DerivedFacts, String> {
+        Ok(self.derived.get(tool).cloned().unwrap_or_default())
+    }
+
     fn resolve(&self, entity_type: &str, id: &str) -> Result<Option<Vec<ResolvedEntity>>, String> {
         let Some(entity) = self.get(entity_type, id) else { return Ok(None) };
         let mut found = vec![];

@@ -46,6 +46,23 @@ pub struct CallFacts<'a> {
     pub untrusted_args: Vec<String>,
     /// Budget usage so far.
     pub usage: Usage,
+    /// Facts the system of record holds about this call, worked out by the resolver from the
+    /// arguments and the records they name (`context.facts`): the refundable amount of the items
+    /// a refund names, say. Empty for calls it knows nothing about.
+    pub facts: &'a serde_json::Map<String, Value>,
+    /// What outbound text carries that nothing vouches for (`context.outbound`).
+    pub outbound: &'a OutboundFacts,
+}
+
+/// The kinds of mention (`link`, `email`, `phone`, `identifier`, `amount`) in a call's outbound
+/// text, by what vouches for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundFacts {
+    /// Kinds with a mention seen only in untrusted content.
+    pub untrusted: Vec<String>,
+    /// Kinds with a mention nothing vouches for (untrusted, made up, or this task's own echo).
+    pub unvouched: Vec<String>,
 }
 
 /// What the policy decided, and why.
@@ -227,12 +244,20 @@ fn context_pairs(facts: &CallFacts<'_>) -> Result<Vec<(String, RestrictedExpress
         ("tainted", RestrictedExpression::new_bool(facts.tainted)),
         ("untrusted_args", strings(&facts.untrusted_args)),
     ])?;
+    let outbound = record(vec![
+        ("untrusted", strings(&facts.outbound.untrusted)),
+        ("unvouched", strings(&facts.outbound.unvouched)),
+    ])?;
+    // Schemas declare `facts` and `outbound` only for the actions whose rules read them; the
+    // request is not schema-checked, so other actions simply carry them unread.
     Ok(vec![
         ("task".to_owned(), record(task)?),
         ("amount_cents".to_owned(), RestrictedExpression::new_long(facts.amount_cents)),
         ("budget".to_owned(), budget),
         ("provenance".to_owned(), provenance),
         ("args".to_owned(), args_expression(facts.args)?),
+        ("facts".to_owned(), to_expression(&Value::Object(facts.facts.clone()))?),
+        ("outbound".to_owned(), outbound),
     ])
 }
 
@@ -274,5 +299,7 @@ fn context_json(facts: &CallFacts<'_>) -> Value {
         "amount_cents": facts.amount_cents,
         "budget": facts.usage,
         "provenance": { "tainted": facts.tainted, "untrusted_args": facts.untrusted_args },
+        "facts": facts.facts,
+        "outbound": facts.outbound,
     })
 }

@@ -8,11 +8,12 @@
 
 use super::bundle::{Mode, PolicyBundle};
 use super::entities::{EntityResolver, ResolvedEntity};
-use super::evaluate::{CallFacts, Evaluation, Outcome};
+use super::evaluate::{CallFacts, Evaluation, OutboundFacts, Outcome};
 use crate::budget::{BudgetError, BudgetStore, Class, Limits, Spend, Usage, Verdict};
-use crate::provenance::{Origin, ProvenanceIndex, Source};
-use agent_core::EffectClass;
+use crate::outbound;
+use crate::provenance::{Origin, ProvenanceIndex};
 use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
+use agent_core::{EffectClass, MoneyMoved};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,8 +30,7 @@ pub struct PolicyGuard {
 /// A task's provenance index, grown as the task reads more.
 struct TaskProvenance {
     index: ProvenanceIndex,
-    untrusted_seen: usize,
-    trusted_seen: usize,
+    evidence_seen: usize,
 }
 
 /// At most this many tasks' provenance indexes are kept; past it the cache starts afresh (an
@@ -82,7 +82,7 @@ impl PolicyGuard {
                     None => Usage::default(),
                 };
                 let evaluation = self.evaluate(&prepared, call, ctx, usage);
-                explanation(&evaluation, self.bundle.mode(), &usage, &prepared.origins)
+                explanation(&evaluation, self.bundle.mode(), &usage, &prepared)
             }
         }
     }
@@ -157,14 +157,32 @@ impl PolicyGuard {
                 (Some((reference.entity_type.clone(), id.to_owned())), resolved)
             }
         };
-        let amount_cents = match &call.spec.money_argument {
+        let derived = self
+            .resolver
+            .derive(call.spec.name.as_str(), call.input)
+            .map_err(|error| Reason::new("resolver_failed", error))?;
+        let amount_cents = match &call.spec.money {
             None => 0,
-            Some(argument) => cents(call.input.get(argument)).ok_or_else(|| {
-                Reason::new("invalid_amount", format!("`{argument}` is not a non-negative amount"))
+            Some(MoneyMoved::Argument(argument)) => {
+                cents(call.input.get(argument)).ok_or_else(|| {
+                    Reason::new(
+                        "invalid_amount",
+                        format!("`{argument}` is not a non-negative amount"),
+                    )
+                })?
+            }
+            Some(MoneyMoved::Resolved) => derived.money_cents.ok_or_else(|| {
+                Reason::new(
+                    "unpriced_money",
+                    format!(
+                        "`{}` moves money and nothing could say how much: refused",
+                        call.spec.name
+                    ),
+                )
             })?,
         };
-        let origins = self.argument_origins(call.input, ctx);
-        Ok(Prepared { resource, resolved, amount_cents, origins })
+        let (origins, outbound) = self.argument_origins(call, ctx);
+        Ok(Prepared { resource, resolved, amount_cents, origins, facts: derived.facts, outbound })
     }
 
     fn evaluate(
@@ -195,34 +213,43 @@ impl PolicyGuard {
                 .map(|(name, _)| name.clone())
                 .collect(),
             usage,
+            facts: &prepared.facts,
+            outbound: &prepared.outbound.facts,
         };
         self.bundle.evaluate(&facts, &prepared.resolved)
     }
 
-    /// Where each top-level argument's value was seen; empty for an untainted task (nothing
-    /// untrusted to have come from).
-    fn argument_origins(&self, input: &Value, ctx: &CallContext) -> BTreeMap<String, Origin> {
-        if !ctx.tainted() {
-            return BTreeMap::new();
+    /// Where each top-level argument's value was seen (empty for an untainted task: nothing
+    /// untrusted to have come from), and what the call's outbound text mentions.
+    fn argument_origins(
+        &self,
+        call: &ProposedCall<'_>,
+        ctx: &CallContext,
+    ) -> (BTreeMap<String, Origin>, OutboundReport) {
+        let input = call.input;
+        if !ctx.tainted() && call.spec.outbound_text.is_empty() {
+            return (BTreeMap::new(), OutboundReport::default());
         }
         let mut cache = self.provenance.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() > PROVENANCE_TASKS && !cache.contains_key(ctx.task.as_str()) {
             cache.clear();
         }
         let task = cache.entry(ctx.task.to_string()).or_insert_with(|| TaskProvenance {
-            index: ProvenanceIndex::new(&[], &[]),
-            untrusted_seen: 0,
-            trusted_seen: 0,
+            index: ProvenanceIndex::default(),
+            evidence_seen: 0,
         });
-        for text in ctx.untrusted.iter().skip(task.untrusted_seen) {
-            task.index.add_untrusted(Source { name: &text.source, text: &text.text });
+        // A context with less evidence than the cache has seen is another run of a task id:
+        // start its index afresh rather than judge it by what another run read.
+        if ctx.evidence.len() < task.evidence_seen {
+            *task = TaskProvenance { index: ProvenanceIndex::default(), evidence_seen: 0 };
         }
-        for text in ctx.trusted.iter().skip(task.trusted_seen) {
-            task.index.add_trusted(Source { name: &text.source, text: &text.text });
+        for piece in ctx.evidence.iter().skip(task.evidence_seen) {
+            task.index.add_evidence(piece);
         }
-        task.untrusted_seen = ctx.untrusted.len();
-        task.trusted_seen = ctx.trusted.len();
-        task.index.classify(input)
+        task.evidence_seen = ctx.evidence.len();
+        let outbound = OutboundReport::of(call, &task.index);
+        let origins = if ctx.tainted() { task.index.classify(input) } else { BTreeMap::new() };
+        (origins, outbound)
     }
 }
 
@@ -231,6 +258,42 @@ struct Prepared {
     resolved: Vec<ResolvedEntity>,
     amount_cents: i64,
     origins: BTreeMap<String, Origin>,
+    facts: serde_json::Map<String, Value>,
+    outbound: OutboundReport,
+}
+
+/// What the outbound text of a call mentions, and what vouches for each mention.
+#[derive(Debug, Default)]
+struct OutboundReport {
+    facts: OutboundFacts,
+    /// Each mention with its kind and origin, for the audit log and the reviewer.
+    mentions: Vec<Value>,
+}
+
+impl OutboundReport {
+    fn of(call: &ProposedCall<'_>, index: &ProvenanceIndex) -> Self {
+        let mut report = Self::default();
+        for argument in &call.spec.outbound_text {
+            let Some(text) = call.input.get(argument).and_then(Value::as_str) else { continue };
+            for mention in outbound::mentions(text) {
+                let origin = index.origin_of(&mention.value);
+                let kind = mention.kind.as_str().to_owned();
+                if origin.is_untrusted_only() && !report.facts.untrusted.contains(&kind) {
+                    report.facts.untrusted.push(kind.clone());
+                }
+                if !origin.is_trusted() && !report.facts.unvouched.contains(&kind) {
+                    report.facts.unvouched.push(kind.clone());
+                }
+                report.mentions.push(json!({
+                    "argument": argument,
+                    "kind": kind,
+                    "text": mention.text,
+                    "origin": origin,
+                }));
+            }
+        }
+        report
+    }
 }
 
 impl Guard for PolicyGuard {
@@ -247,7 +310,7 @@ impl Guard for PolicyGuard {
             Ok(decided) => decided,
             Err(reason) => return (Decision::Deny(reason), Value::Null),
         };
-        let detail = explanation(&evaluation, self.bundle.mode(), &usage, &prepared.origins);
+        let detail = explanation(&evaluation, self.bundle.mode(), &usage, &prepared);
         if self.bundle.mode() == Mode::LogOnly {
             // Shadow mode: the verdict is on record (in `detail`), and the call goes on.
             return (Decision::Allow, detail);
@@ -273,12 +336,7 @@ impl Guard for PolicyGuard {
 
 /// What the audit event and a reviewer see: the decision, the policies that made it, the
 /// context they saw, the budget used so far, and where each argument's value was seen.
-fn explanation(
-    evaluation: &Evaluation,
-    mode: Mode,
-    usage: &Usage,
-    origins: &BTreeMap<String, Origin>,
-) -> Value {
+fn explanation(evaluation: &Evaluation, mode: Mode, usage: &Usage, prepared: &Prepared) -> Value {
     json!({
         "mode": mode,
         "decision": evaluation.outcome,
@@ -286,7 +344,8 @@ fn explanation(
         "errors": evaluation.errors,
         "context": evaluation.context,
         "usage": usage,
-        "argument_provenance": origins,
+        "argument_provenance": prepared.origins,
+        "outbound_mentions": prepared.outbound.mentions,
     })
 }
 

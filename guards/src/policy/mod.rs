@@ -15,6 +15,6 @@ mod evaluate;
 mod guard;
 
 pub use bundle::{Mode, PolicyBundle, PolicyError};
-pub use entities::{EntityResolver, ResolvedEntity, StaticEntities};
-pub use evaluate::{CallFacts, Evaluation, Outcome, UNSCOPED};
+pub use entities::{DerivedFacts, EntityResolver, ResolvedEntity, StaticEntities};
+pub use evaluate::{CallFacts, Evaluation, OutboundFacts, Outcome, UNSCOPED};
 pub use guard::{Explanation, PolicyGuard};

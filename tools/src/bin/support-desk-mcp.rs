@@ -11,7 +11,6 @@
 //! token or a bad one is an HTTP 401). Either way it trusts only tokens signed by a key in the JWK
 //! set at `--jwks` (an issuer's `jwks.json`), issued by `--issuer` for `--audience`.
 
-use agent_core::Tool;
 use agent_core::audit::{AuditLog, Fsync, JsonlSink};
 use guards::credentials::Verifier;
 use std::net::SocketAddr;
@@ -22,13 +21,12 @@ use tools::mcp::McpToolServer;
 
 /// The tools this server offers: the support desk's, over the database at `db_path` (`--db`, any
 /// file of tau2's retail shape), or over the committed demo data.
-fn desk_tools(db_path: Option<&Path>) -> Result<Vec<Arc<dyn Tool>>, String> {
-    let desk = match db_path {
+fn load_desk(db_path: Option<&Path>) -> Result<tools::Desk, String> {
+    match db_path {
         Some(path) => tools::Desk::load(path),
         None => tools::Desk::demo(),
     }
-    .map_err(|error| error.to_string())?;
-    Ok(tools::all_tools(&desk))
+    .map_err(|error| error.to_string())
 }
 
 const USAGE: &str = "\
@@ -36,7 +34,8 @@ Usage: support-desk-mcp --jwks PATH --issuer ISS --audience AUD [--http ADDR] [-
 
 Serves the support desk's tools over MCP. Every call must carry a Warden token for AUD, signed by
 a key in the JWK set at PATH: reads accept the task token, writes only a per-call token bound to
-the tool and its exact arguments. Callers see only the tools their token's scopes allow.
+the tool and its exact arguments. Callers see only the tools their token's scopes allow, and a
+call touching a record of another customer than the token serves is refused (`wrong_owner`).
 
 Options:
   --jwks PATH        the issuer's published JWK set (its `jwks.json`)
@@ -95,8 +94,10 @@ async fn run(options: Options) -> Result<(), String> {
             Some(AuditLog::new(Arc::new(sink)))
         }
     };
-    let tools = desk_tools(options.db.as_deref())?;
-    let server = McpToolServer::new(tools, Arc::new(verifier), options.audience, audit)
+    let desk = load_desk(options.db.as_deref())?;
+    // The server resolves whose record each call touches and refuses a token bound to another
+    // customer, whatever the caller's own runtime decided.
+    let server = McpToolServer::for_desk(&desk, Arc::new(verifier), options.audience, audit)
         .map_err(|error| error.to_string())?;
     match options.http {
         None => server.serve_stdio().await.map_err(|error| error.to_string()),
@@ -176,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stand_in_tools_build() {
-        assert!(!desk_tools(None).unwrap().is_empty());
+    fn the_committed_demo_desk_loads() {
+        assert!(!load_desk(None).unwrap().snapshot().orders.is_empty());
     }
 }

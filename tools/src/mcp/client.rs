@@ -29,7 +29,8 @@ use super::{META_CALL_ID, META_TOKEN};
 use agent_core::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict};
 use agent_core::tool::{Invocation, ResourceRef, ToolError, ToolOutput};
 use agent_core::{
-    AgentId, Credential, EffectClass, Reason, Scope, TaskId, Tool, ToolName, ToolSpec,
+    AgentId, Credential, Derivation, EffectClass, FieldPath, MoneyMoved, Reason, Scope, TaskId,
+    Tool, ToolName, ToolSpec,
 };
 use async_trait::async_trait;
 use rmcp::model::{
@@ -132,9 +133,20 @@ pub struct ToolImport {
     /// The entity the call touches, for policy.
     #[serde(default)]
     pub resource: Option<ResourceRef>,
-    /// The argument holding the money the call moves, for budgets.
+    /// Whether and how the call moves money, for budgets and policy.
     #[serde(default)]
-    pub money_argument: Option<String>,
+    pub money: Option<MoneyMoved>,
+    /// The output fields that are facts of the server's system of record (see
+    /// [`ToolSpec::facts`]). None by default: a server's word vouches for nothing until the
+    /// operator says which fields are facts.
+    #[serde(default)]
+    pub facts: Vec<FieldPath>,
+    /// Whether the tool is pure (see [`ToolSpec::derivation`]).
+    #[serde(default)]
+    pub derivation: Derivation,
+    /// The arguments whose text is sent to a person (see [`ToolSpec::outbound_text`]).
+    #[serde(default)]
+    pub outbound_text: Vec<String>,
 }
 
 impl ToolImport {
@@ -148,7 +160,28 @@ impl ToolImport {
             trusted_output: false,
             description: None,
             resource: None,
-            money_argument: None,
+            money: None,
+            facts: Vec::new(),
+            derivation: Derivation::Source,
+            outbound_text: Vec::new(),
+        }
+    }
+
+    /// Imports a tool declared locally as `spec`: the same scope, effect, trust, resource, money,
+    /// facts, derivation and outbound text, pinned to exactly that definition.
+    pub fn declared_as(spec: &ToolSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            scope: spec.required_scope.clone(),
+            effect: spec.effect,
+            pin: Some(super::pin_digest(spec.name.as_str(), &spec.description, &spec.input_schema)),
+            trusted_output: !spec.untrusted_output,
+            description: Some(spec.description.clone()),
+            resource: spec.resource.clone(),
+            money: spec.money.clone(),
+            facts: spec.facts.clone(),
+            derivation: spec.derivation,
+            outbound_text: spec.outbound_text.clone(),
         }
     }
 
@@ -184,7 +217,7 @@ impl ToolImport {
     /// Declares the argument holding the money the call moves (see [`ToolSpec::moves_money`]).
     #[must_use]
     pub fn moves_money(mut self, argument: impl Into<String>) -> Self {
-        self.money_argument = Some(argument.into());
+        self.money = Some(MoneyMoved::Argument(argument.into()));
         self
     }
 
@@ -201,7 +234,10 @@ impl ToolImport {
         .effect(self.effect);
         spec.untrusted_output = !self.trusted_output;
         spec.resource = self.resource.clone();
-        spec.money_argument = self.money_argument.clone();
+        spec.money = self.money.clone();
+        spec.facts = self.facts.clone();
+        spec.derivation = self.derivation;
+        spec.outbound_text = self.outbound_text.clone();
         spec
     }
 }

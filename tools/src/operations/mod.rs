@@ -25,10 +25,31 @@ pub(crate) type ReadFn = fn(&Database, &Args<'_>) -> Result<ToolOutput, ToolErro
 pub(crate) type WriteFn = fn(&mut Database, &Args<'_>) -> Result<ToolOutput, ToolError>;
 
 /// A call's arguments. The schema stage has already checked them; these accessors still refuse
-/// a missing or mistyped argument rather than assume it.
-pub(crate) struct Args<'a>(pub(crate) &'a Value);
+/// a missing or mistyped argument rather than assume it. The second field is what the runtime's
+/// guards found about the call ([`Invocation::evidence`](agent_core::tool::Invocation)), for
+/// tools that keep provenance with what they record.
+pub(crate) struct Args<'a>(pub(crate) &'a Value, pub(crate) Option<&'a Value>);
 
 impl Args<'_> {
+    /// The mentions in the argument `name`'s outbound text that nothing vouches for, as the
+    /// policy guard found them (each with its kind, text and origin); empty when it found none
+    /// or the call came without the runtime's evidence.
+    pub(crate) fn unvouched_mentions(&self, name: &str) -> Vec<Value> {
+        let Some(mentions) =
+            self.1.and_then(|evidence| evidence.get("outbound_mentions")).and_then(Value::as_array)
+        else {
+            return Vec::new();
+        };
+        mentions
+            .iter()
+            .filter(|mention| mention.get("argument").and_then(Value::as_str) == Some(name))
+            .filter(|mention| {
+                mention.pointer("/origin/origin").and_then(Value::as_str) != Some("trusted")
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The string argument `name`.
     pub(crate) fn text(&self, name: &str) -> Result<&str, ToolError> {
         self.0

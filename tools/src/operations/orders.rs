@@ -4,6 +4,7 @@
 //! Each checks everything first and changes the database only once every check has passed.
 
 use super::{Args, dollars, json_output, order_not_found, rejected, user_not_found};
+use crate::paybacks::Paybacks;
 use crate::records::{
     Address, Database, Extra, Money, Order, OrderStatus, PaymentMethod, Product, Transaction,
     TransactionType, User, Variant,
@@ -205,6 +206,7 @@ pub(crate) fn return_delivered_order_items(
         ));
     }
     require_items_in_order(order, &item_ids)?;
+    require_nothing_paid_back(order, &item_ids)?;
 
     let mut sorted = item_ids;
     sorted.sort();
@@ -229,6 +231,7 @@ pub(crate) fn exchange_delivered_order_items(
     let order = orders.get_mut(order_id).ok_or_else(|| order_not_found(order_id))?;
     require_delivered(order, "exchanged")?;
     require_items_in_order(order, &item_ids)?;
+    require_nothing_paid_back(order, &item_ids)?;
     let swaps = new_variants(products, order, &item_ids, &new_item_ids, false)?;
     let difference: i64 = swaps.iter().map(|swap| swap.difference).sum();
     let user = users.get(&order.user_id).ok_or_else(|| user_not_found(&order.user_id))?;
@@ -260,6 +263,22 @@ struct Swap {
 
 /// Checks that `item_ids` is not empty and that each id is in the order at least as many times
 /// as it is named.
+/// Items already paid back in part (a refund) cannot be returned or exchanged: the same item
+/// would be paid back twice (see [`Paybacks`]).
+fn require_nothing_paid_back(order: &Order, item_ids: &[String]) -> Result<(), ToolError> {
+    let left = Paybacks::of(order).for_items(item_ids);
+    if left.untouched {
+        return Ok(());
+    }
+    Err(rejected(format!(
+        "some of these items of order `{}` were already paid back ({} of {} is left): they \
+         cannot be returned or exchanged",
+        order.order_id,
+        dollars(left.refundable_cents),
+        dollars(left.price_cents)
+    )))
+}
+
 fn require_items_in_order(order: &Order, item_ids: &[String]) -> Result<(), ToolError> {
     if item_ids.is_empty() {
         return Err(rejected("name at least one item"));

@@ -3,6 +3,7 @@
 
 use super::orders::credit_gift_card;
 use super::{Args, dollars, json_output, order_not_found, rejected, user_not_found};
+use crate::paybacks::{Paybacks, REFUND_ITEMS_KEY};
 use crate::records::{
     Database, Email, OrderStatus, Reply, TicketStatus, Transaction, TransactionType, Transfer,
 };
@@ -12,11 +13,14 @@ use serde_json::json;
 /// What `transfer_to_human_agents` answers, as tau2 does.
 const TRANSFERRED: &str = "Transfer successful";
 
-/// `issue_refund(order_id, amount, reason)`: refunds `amount` dollars to the order's original
-/// payment method (a gift card is credited at once) and records it in the payment history.
-/// Never more than what was paid minus what was already refunded.
+/// `issue_refund(order_id, item_ids, amount, reason)`: pays back `amount` dollars for items of a
+/// delivered order (a damaged item the customer keeps, say) to the order's original payment
+/// method (a gift card is credited at once), and records it in the payment history with the items
+/// it pays back. Never more than what is left of those items (see [`Paybacks`]): an item already
+/// refunded, returned or exchanged cannot be paid back again by this road.
 pub(crate) fn issue_refund(db: &mut Database, args: &Args<'_>) -> Result<ToolOutput, ToolError> {
     let order_id = args.text("order_id")?;
+    let item_ids = args.texts("item_ids")?;
     let amount = args.number("amount")?;
     let reason = args.text("reason")?;
     let cents = whole_cents(amount)?;
@@ -25,12 +29,22 @@ pub(crate) fn issue_refund(db: &mut Database, args: &Args<'_>) -> Result<ToolOut
     }
     let Database { orders, users, .. } = db;
     let order = orders.get_mut(order_id).ok_or_else(|| order_not_found(order_id))?;
-    let refundable = order.refundable_cents();
-    if cents > refundable {
+    if order.status != OrderStatus::Delivered {
         return Err(rejected(format!(
-            "a refund of {} exceeds the {} left to refund on order `{order_id}`",
+            "only a delivered order's items can be refunded; order `{order_id}` is {} (cancel a \
+             pending order instead)",
+            order.status.as_str()
+        )));
+    }
+    let left = Paybacks::of(order).for_items(&item_ids);
+    if !left.on_order {
+        return Err(rejected(format!("the items named are not all in order `{order_id}`")));
+    }
+    if cents > left.refundable_cents {
+        return Err(rejected(format!(
+            "a refund of {} exceeds the {} left to pay back of those items of order `{order_id}`",
             dollars(cents),
-            dollars(refundable)
+            dollars(left.refundable_cents)
         )));
     }
     let method_id = order
@@ -43,9 +57,12 @@ pub(crate) fn issue_refund(db: &mut Database, args: &Args<'_>) -> Result<ToolOut
     {
         credit_gift_card(method, cents);
     }
-    order.payment_history.push(Transaction::new(TransactionType::Refund, cents, &method_id));
+    let mut refund = Transaction::new(TransactionType::Refund, cents, &method_id);
+    refund.extra.insert(REFUND_ITEMS_KEY.to_owned(), json!(item_ids));
+    order.payment_history.push(refund);
     Ok(ToolOutput::json(&json!({
         "order_id": order_id,
+        "item_ids": item_ids,
         "refunded": cents as f64 / 100.0,
         "payment_method_id": method_id,
         "refunded_total": order.refunded_cents() as f64 / 100.0,
@@ -132,7 +149,8 @@ pub(crate) fn transfer_to_human_agents(
     args: &Args<'_>,
 ) -> Result<ToolOutput, ToolError> {
     let summary = args.text("summary")?;
-    db.transfers.push(Transfer { summary: summary.to_owned() });
+    let unvouched = args.unvouched_mentions("summary");
+    db.transfers.push(Transfer { summary: summary.to_owned(), unvouched });
     Ok(ToolOutput::text(TRANSFERRED))
 }
 

@@ -194,6 +194,15 @@ fn write_anomalies(out: &mut String, anomalies: &Anomalies) {
         let (what, tool, reason) = ("Tool failed".to_owned(), code(&call.tool), code(&call.code));
         row(out, &[what, task, tool, reason, n(call.count)]);
     }
+    for repeated in &anomalies.repeated_paybacks {
+        let what = format!(
+            "Money paid back to one {} in {} tasks ({})",
+            repeated.by,
+            repeated.tasks,
+            money(repeated.money_cents)
+        );
+        row(out, &[what, code(&repeated.key), none(), none(), n(repeated.calls)]);
+    }
 }
 
 /// Where a call was refused: the stage, and for a guard its name.

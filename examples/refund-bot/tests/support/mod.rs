@@ -22,6 +22,7 @@ pub async fn run_demo(
         database: None,
         approver: Some(approver),
         audit_log: Some(dir.join("audit.jsonl")),
+        ledger: Some(dir.join("ledger.sqlite")),
         ..Settings::default()
     };
     let presentation = Presentation { style: Style::new(false), progress: false };

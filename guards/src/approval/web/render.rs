@@ -240,13 +240,40 @@ fn origin_badge(origin: Option<&Value>) -> String {
             };
             format!(r#"<span class="badge bad">⚠ {}</span>"#, escape(&label))
         }
-        Some("trusted") => r#"<span class="badge good">matches a trusted record</span>"#.to_owned(),
+        Some("trusted") => {
+            let sources = listed(origin, "sources");
+            let label = if sources.is_empty() {
+                "vouched for by our records".to_owned()
+            } else {
+                format!("vouched for: {sources}")
+            };
+            format!(r#"<span class="badge good">{}</span>"#, escape(&label))
+        }
+        Some("own_write_echo") => {
+            let label = format!(
+                "only in what this task itself wrote ({}): vouches for nothing",
+                listed(origin, "sources")
+            );
+            format!(r#"<span class="badge unknown">{}</span>"#, escape(&label))
+        }
         Some("unseen") => {
             r#"<span class="badge unknown">not seen in anything the agent read</span>"#.to_owned()
         }
         Some(other) => format!(r#"<span class="badge plain">{}</span>"#, escape(other)),
         None => format!(r#"<span class="badge plain">{}</span>"#, escape(&origin.to_string())),
     }
+}
+
+/// The strings of `origin[field]`, joined.
+fn listed(origin: &Value, field: &str) -> String {
+    let items: Vec<&str> = origin
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    items.join(", ")
 }
 
 fn origin_of(origin: &Value) -> Option<&str> {

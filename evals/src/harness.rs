@@ -177,15 +177,20 @@ impl Harness {
         }
         let reviewer = Arc::new(ScenarioReviewer::new(&scenario.approver));
         let drifted = crate::drift::served_tools(scenario);
+        let base = scenario.path.parent().unwrap_or(std::path::Path::new("."));
+        let database =
+            self.database.clone().or_else(|| scenario.database.as_ref().map(|db| base.join(db)));
+        let ledger = dir.path().join("ledger.sqlite");
+        record_earlier_spend(&ledger, scenario, &manifest.agent.id)?;
         let settings = Settings {
             tools: Some(if drifted.is_some() {
                 ToolSource::McpHttp
             } else {
                 ToolSource::InProcess
             }),
-            database: self.database.clone(),
+            database,
             audit_log: Some(dir.path().join("audit.jsonl")),
-            ledger: Some(dir.path().join("ledger.sqlite")),
+            ledger: Some(ledger),
             reviewer: Some(reviewer.clone()),
             served_tools: drifted,
             controls,
@@ -356,4 +361,37 @@ fn audit_completeness(runtime: &Runtime, report: &TaskReport) -> Result<(usize, 
         }
     }
     Ok((executed, audited))
+}
+
+/// Writes the scenario's `[[ledger.earlier]]` spends into the deployment's ledger, as earlier
+/// tickets of today would have left them (with the controls off the ledger is not consulted, so
+/// the positive control shows what the persisted spend alone stops).
+fn record_earlier_spend(
+    ledger: &std::path::Path,
+    scenario: &Scenario,
+    agent: &str,
+) -> Result<(), String> {
+    use guards::budget::{BudgetStore, Class, Limits, Spend, Verdict};
+    if scenario.ledger.earlier.is_empty() {
+        return Ok(());
+    }
+    let store = BudgetStore::open(ledger).map_err(|e| e.to_string())?;
+    let day = guards::budget::today();
+    for (index, earlier) in scenario.ledger.earlier.iter().enumerate() {
+        let task = format!("earlier-ticket-{index}");
+        let customer = earlier.customer.as_deref().unwrap_or(&scenario.ticket.customer);
+        let spend = Spend {
+            call_key: &format!("{task}/call"),
+            task: &task,
+            agent,
+            customer: Some(customer),
+            day: &day,
+            class: Class::Irreversible,
+            money_cents: (earlier.money * 100.0).round() as i64,
+        };
+        store
+            .transact(&spend, &Limits::default(), |_| Verdict::Spend(()))
+            .map_err(|e| format!("scenario `{}`: `ledger.earlier`: {e}", scenario.id))?;
+    }
+    Ok(())
 }

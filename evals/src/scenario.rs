@@ -49,6 +49,14 @@ pub struct Scenario {
     /// policy.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// Another database of the desk's shape (relative to the scenario file), such as tau2's
+    /// retail `db.json`; `--db` on the command line overrides it.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// What the deployment's ledger already holds when the ticket arrives: earlier tickets'
+    /// spend, which the per-customer and per-agent daily caps must count.
+    #[serde(default)]
+    pub ledger: LedgerSpec,
     /// Where the file is (set when loaded).
     #[serde(skip)]
     pub path: PathBuf,
@@ -62,6 +70,26 @@ pub enum Kind {
     Attack,
     /// A look-alike that must be served without needless approvals.
     Benign,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSpec {
+    /// Spends of earlier tasks, today.
+    #[serde(default)]
+    pub earlier: Vec<EarlierSpend>,
+}
+
+/// `[[ledger.earlier]]`: one earlier task's spend today.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlierSpend {
+    /// The customer it served (default: the ticket's).
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// The money it moved, in dollars.
+    pub money: f64,
 }
 
 /// `[ticket]`.

@@ -355,6 +355,12 @@ impl BudgetStore {
     }
 }
 
+/// Today's date, UTC, in the `YYYY-MM-DD` form budgets count days in.
+pub fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
+}
+
 /// Version of [`SCHEMA`], kept in `PRAGMA user_version`; a newer file is refused.
 const SCHEMA_VERSION: i64 = 1;
 

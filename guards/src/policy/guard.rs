@@ -9,7 +9,7 @@
 use super::bundle::{Mode, PolicyBundle};
 use super::entities::{EntityResolver, ResolvedEntity};
 use super::evaluate::{CallFacts, Evaluation, OutboundFacts, Outcome};
-use crate::budget::{BudgetError, BudgetStore, Class, Limits, Spend, Usage, Verdict};
+use crate::budget::{BudgetError, BudgetStore, Class, Limits, Spend, Usage, Verdict, today};
 use crate::outbound;
 use crate::provenance::{Origin, ProvenanceIndex};
 use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
@@ -371,10 +371,4 @@ fn cents(value: Option<&Value>) -> Option<i64> {
     // INVARIANT: bounded above, so the conversion cannot overflow.
     #[expect(clippy::cast_possible_truncation, reason = "bounded to 1e15 cents just above")]
     Some((amount * 100.0).round() as i64)
-}
-
-/// Today's date, UTC, as budgets count days.
-fn today() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
 }

@@ -133,6 +133,21 @@ impl Authorized {
     pub fn intent_seq(&self) -> u64 {
         self.intent_seq
     }
+
+    /// Adds what a caller's own guards found about this call, forwarded by a tool server (a
+    /// runtime calling over MCP sends its policy guard's findings), to the evidence the tool
+    /// sees, under names this pipeline's guards did not use. It informs tools that keep
+    /// provenance with what they record; it authorizes nothing (the call is authorized already).
+    #[must_use]
+    pub fn with_forwarded_evidence(
+        mut self,
+        evidence: impl IntoIterator<Item = (String, Value)>,
+    ) -> Self {
+        for (guard, found) in evidence {
+            self.invocation.evidence.entry(guard).or_insert(found);
+        }
+        self
+    }
 }
 
 impl std::fmt::Debug for Authorized {

@@ -25,7 +25,7 @@
 
 use super::http_client::{CallBearer, PerCallBearerClient};
 use super::pin::pin_digest;
-use super::{META_CALL_ID, META_TOKEN};
+use super::{META_CALL_ID, META_EVIDENCE, META_TOKEN};
 use agent_core::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict};
 use agent_core::tool::{Invocation, ResourceRef, ToolError, ToolOutput};
 use agent_core::{
@@ -773,6 +773,10 @@ impl Tool for McpTool {
         );
         let mut meta = RequestMetaObject::new();
         meta.insert(META_CALL_ID.to_owned(), Value::String(invocation.call_id.to_string()));
+        if !invocation.evidence.is_empty() {
+            let evidence = invocation.evidence.clone().into_iter().collect();
+            meta.insert(META_EVIDENCE.to_owned(), Value::Object(evidence));
+        }
         match self.connection.carrier {
             Carrier::Meta => {
                 meta.insert(META_TOKEN.to_owned(), Value::String(credential.expose().to_owned()));

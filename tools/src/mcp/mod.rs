@@ -44,3 +44,9 @@ pub const META_TOKEN: &str = "warden_token";
 /// The `_meta` key that carries the caller's call id, so the server's audit events can be joined
 /// with the caller's.
 pub const META_CALL_ID: &str = "warden_call_id";
+
+/// The `_meta` key that carries what the caller's guards found about the call
+/// ([`Invocation::evidence`](agent_core::tool::Invocation): the policy guard's argument provenance
+/// and outbound mentions), so a tool that keeps provenance with what it records (a hand-off) has
+/// it over MCP as in process. It is information for the tool, never authorization.
+pub const META_EVIDENCE: &str = "warden_evidence";

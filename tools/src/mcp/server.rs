@@ -30,7 +30,7 @@
 //! token's customer and the record's owner) stays in the audit log.
 
 use super::http::HttpBearer;
-use super::{META_CALL_ID, META_TOKEN};
+use super::{META_CALL_ID, META_EVIDENCE, META_TOKEN};
 use agent_core::audit::{
     AuditError, AuditEvent, AuditLog, AuditSink, Commit, SealedEvent, Stage, Verdict,
 };
@@ -275,6 +275,12 @@ impl Inner {
         let authorized = match self.pipeline.authorize(&call, &ctx).await {
             Ok(authorized) => authorized,
             Err(denied) => return refused(&denied.reason.code),
+        };
+        // What the caller's guards found (a hand-off's unvouched mentions) reaches the tool as
+        // information; the server's own checks above decided whether it runs.
+        let authorized = match context.meta.get(META_EVIDENCE).and_then(Value::as_object) {
+            Some(evidence) => authorized.with_forwarded_evidence(evidence.clone().into_iter()),
+            None => authorized,
         };
         match self.pipeline.menu().invoke(authorized).await {
             Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.content)]),

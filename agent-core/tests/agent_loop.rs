@@ -453,3 +453,226 @@ async fn only_a_reads_output_is_trusted_evidence_never_a_writes_echo() {
         "a write's output is the task's own doing, never a fact"
     );
 }
+
+/// A desk whose `issue_refund` touches `Order` records and always needs a human (asked through
+/// `approver`), with the pipeline's default cap on approval requests unless `limit` says
+/// otherwise.
+fn approval_desk(approver: &CountingApprover, limit: Option<u32>) -> Desk {
+    let (timeline, sink, log) = timeline_log();
+    let refund = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline)
+        .touches("Order", "order_id");
+    let refunds = refund.runs();
+    let mut pipeline =
+        Pipeline::new(Arc::new(ToolMenu::new([Arc::new(refund) as _]).unwrap()), log)
+            .with_guard(Arc::new(AsksFor("issue_refund")))
+            .with_approver(Arc::new(approver.clone()), Duration::from_secs(5));
+    if let Some(limit) = limit {
+        pipeline = pipeline.with_approval_limit(limit);
+    }
+    Desk { timeline, sink, refunds, pipeline: Arc::new(pipeline) }
+}
+
+/// One turn of sixteen refunds, each on its own order (so no refusal can stick to a later one).
+fn sixteen_refunds() -> Arc<ScriptedModel> {
+    let calls = (1..=16)
+        .map(|n| {
+            ScriptedCall::new("issue_refund", json!({"order_id": format!("#W{n}"), "amount": 20}))
+        })
+        .collect();
+    Arc::new(ScriptedModel::new(vec![ScriptedTurn::tools(calls), ScriptedTurn::text("done")]))
+}
+
+/// The reason code of each refused call of a report, in order.
+fn refusals(report: &agent_core::TaskReport) -> Vec<(String, Stage, String)> {
+    report
+        .denied()
+        .map(|call| match &call.outcome {
+            CallOutcome::Denied(denied) => {
+                (call.call_id.to_string(), denied.stage, denied.reason.code.clone())
+            }
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_task_puts_at_most_three_calls_to_a_reviewer_and_refuses_the_rest_unasked() {
+    use agent_core::pipeline::DEFAULT_MAX_APPROVALS_PER_TASK;
+    assert_eq!(DEFAULT_MAX_APPROVALS_PER_TASK, 3);
+    // The attack: bury the reviewer in requests until one more yes is a reflex.
+    let approver = CountingApprover::approving();
+    let desk = approval_desk(&approver, None);
+    let report =
+        agent(sixteen_refunds(), &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
+
+    assert_eq!(report.end, TaskEnd::Completed);
+    assert_eq!(approver.count(), 3, "asked at most three times: {:?}", approver.asked());
+    let asked: Vec<String> = approver.asked().into_iter().map(|(_, _, order)| order).collect();
+    assert_eq!(asked, ["#W1", "#W2", "#W3"]);
+    assert_eq!(desk.refunds.lock().unwrap().len(), 3);
+    let refused = refusals(&report);
+    assert_eq!(refused.len(), 13);
+    let events = desk.sink.inner.events();
+    for (n, (call_id, stage, code)) in (4..=16).zip(&refused) {
+        assert_eq!(*call_id, format!("toolu_scripted_{n}"));
+        assert_eq!((*stage, code.as_str()), (Stage::Approval, "approval_limit"), "call {n}");
+        // On record at the approval stage, and never as an intent to run.
+        let verdicts = verdicts_for(&events, call_id);
+        assert!(
+            verdicts.contains(&(
+                Stage::Approval,
+                AuditVerdict::Deny.as_str().to_owned(),
+                Some("approval_limit".into())
+            )),
+            "call {n}: {verdicts:?}"
+        );
+        assert!(verdicts.iter().all(|(stage, _, _)| *stage != Stage::Intent), "call {n}");
+    }
+    // The model learns only the code.
+    let results = &report.transcript;
+    assert!(results.iter().any(|entry| matches!(
+        &entry.block,
+        ContentBlock::ToolResult { content, is_error: true, .. } if content.contains("approval_limit")
+    )));
+
+    // A reviewer's no counts against the cap as much as a yes.
+    let orders: Vec<String> = (1..=16).map(|n| format!("#W{n}")).collect();
+    let approver =
+        CountingApprover::refusing(&orders.iter().map(String::as_str).collect::<Vec<_>>());
+    let desk = approval_desk(&approver, None);
+    let report =
+        agent(sixteen_refunds(), &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
+    assert_eq!(approver.count(), 3);
+    let codes: Vec<String> = refusals(&report).into_iter().map(|(_, _, code)| code).collect();
+    assert_eq!(codes[..3], ["denied", "denied", "denied"]);
+    assert!(codes[3..].iter().all(|code| code == "approval_limit"), "{codes:?}");
+}
+
+#[tokio::test]
+async fn with_a_higher_approval_limit_every_call_is_put_to_the_reviewer() {
+    // Positive control: the same sixteen calls, the cap configured away.
+    let approver = CountingApprover::approving();
+    let desk = approval_desk(&approver, Some(100));
+    let report =
+        agent(sixteen_refunds(), &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
+    assert_eq!(approver.count(), 16);
+    assert_eq!(desk.refunds.lock().unwrap().len(), 16);
+    assert_eq!(refusals(&report), []);
+}
+
+#[tokio::test]
+async fn a_reviewers_no_sticks_to_the_tool_and_record_for_the_rest_of_the_task() {
+    let approver = CountingApprover::refusing(&["#W1"]);
+    let desk = approval_desk(&approver, None);
+    let model = Arc::new(ScriptedModel::new(vec![
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 20})),
+        // The model asks again, with another amount: still `issue_refund` on `#W1`.
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 19.5}))
+            .with_text("The reviewer must have misclicked; asking again."),
+        // Positive control: another record is still put to the reviewer.
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W2", "amount": 20})),
+        ScriptedTurn::text("done"),
+    ]));
+    let report = agent(model, &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
+
+    assert_eq!(
+        approver.asked(),
+        [
+            ("ticket-7".to_owned(), "toolu_scripted_1".to_owned(), "#W1".to_owned()),
+            ("ticket-7".to_owned(), "toolu_scripted_3".to_owned(), "#W2".to_owned()),
+        ],
+        "the second call on #W1 was never put to the reviewer"
+    );
+    assert_eq!(
+        refusals(&report),
+        [
+            ("toolu_scripted_1".to_owned(), Stage::Approval, "denied".to_owned()),
+            ("toolu_scripted_2".to_owned(), Stage::Approval, "refused_earlier".to_owned()),
+        ]
+    );
+    assert_eq!(*desk.refunds.lock().unwrap(), [json!({"order_id": "#W2", "amount": 20})]);
+    let verdicts = verdicts_for(&desk.sink.inner.events(), "toolu_scripted_2");
+    assert!(
+        verdicts.contains(&(
+            Stage::Approval,
+            AuditVerdict::Deny.as_str().to_owned(),
+            Some("refused_earlier".into())
+        )),
+        "{verdicts:?}"
+    );
+
+    // A new task on #W1 is asked again: the no belongs to the task it was given in.
+    let model = Arc::new(ScriptedModel::new(vec![
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 20})),
+        ScriptedTurn::text("done"),
+    ]));
+    let next = Task::new("ticket-8", "Resolve the customer's ticket.")
+        .on_behalf_of("noah_brown_6181")
+        .untrusted_input("ticket", "refund");
+    let report = agent(model, &desk.pipeline, TaskLimits::default()).run(next).await;
+    assert_eq!(approver.count(), 3);
+    assert_eq!(
+        approver.asked()[2],
+        ("ticket-8".to_owned(), "toolu_scripted_1".to_owned(), "#W1".to_owned())
+    );
+    assert_eq!(
+        refusals(&report),
+        [("toolu_scripted_1".to_owned(), Stage::Approval, "denied".to_owned())]
+    );
+}
+
+/// Asks for a human about refunds above 100, and lets smaller ones through.
+struct AsksAbove100;
+
+impl Guard for AsksAbove100 {
+    fn name(&self) -> &str {
+        "policy"
+    }
+    fn check(&self, call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
+        match call.input.get("amount").and_then(Value::as_f64) {
+            Some(amount) if amount > 100.0 => {
+                Decision::NeedsApproval(agent_core::guard::ApprovalNeed {
+                    reason: Reason::new("large_refund", "refunds above 100 need a human"),
+                    policies: vec![],
+                })
+            }
+            _ => Decision::Allow,
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "bug: a reviewer's no sticks only to later calls a guard sends to a human; \
+            `RefusedApproval` says later calls of the same tool on the same record are refused, \
+            but a smaller refund on the refused order runs without asking"]
+async fn a_reviewers_no_also_stops_a_smaller_call_on_the_record_that_needs_no_human() {
+    let (timeline, sink, log) = timeline_log();
+    let refund = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline)
+        .touches("Order", "order_id");
+    let refunds = refund.runs();
+    let approver = CountingApprover::refusing(&["#W1"]);
+    let pipeline = Pipeline::new(Arc::new(ToolMenu::new([Arc::new(refund) as _]).unwrap()), log)
+        .with_guard(Arc::new(AsksAbove100))
+        .with_approver(Arc::new(approver.clone()), Duration::from_secs(5));
+    let desk = Desk { timeline, sink, refunds, pipeline: Arc::new(pipeline) };
+    // The attack: the reviewer refuses a large refund on #W1; the model splits it into one the
+    // policy lets through without a human.
+    let model = Arc::new(ScriptedModel::new(vec![
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 500})),
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W1", "amount": 99})),
+        // Positive control: the same small refund on another order runs.
+        ScriptedTurn::tool("issue_refund", json!({"order_id": "#W2", "amount": 99})),
+        ScriptedTurn::text("done"),
+    ]));
+    let report = agent(model, &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
+
+    assert_eq!(approver.count(), 1);
+    assert_eq!(*desk.refunds.lock().unwrap(), [json!({"order_id": "#W2", "amount": 99})]);
+    assert_eq!(
+        refusals(&report),
+        [
+            ("toolu_scripted_1".to_owned(), Stage::Approval, "denied".to_owned()),
+            ("toolu_scripted_2".to_owned(), Stage::Approval, "refused_earlier".to_owned()),
+        ]
+    );
+}

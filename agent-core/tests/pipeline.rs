@@ -572,3 +572,105 @@ async fn a_reservation_is_released_when_a_later_stage_refuses_and_kept_when_the_
         .clone();
     assert_eq!(explained.event.detail, json!({"reserved_after": 1}));
 }
+
+/// A guard that lets every call through and records, per call id, each time it was told the
+/// call did not happen.
+#[derive(Default)]
+struct ReleaseRecorder {
+    released: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl ReleaseRecorder {
+    /// `(call id, task)` of every release so far.
+    fn released(&self) -> Vec<(String, String)> {
+        self.released.lock().unwrap().clone()
+    }
+}
+
+impl agent_core::Guard for ReleaseRecorder {
+    fn name(&self) -> &str {
+        "budget"
+    }
+    fn check(
+        &self,
+        _call: &agent_core::ProposedCall<'_>,
+        _ctx: &agent_core::CallContext,
+    ) -> agent_core::Decision {
+        agent_core::Decision::Allow
+    }
+    fn release(&self, call: &agent_core::ProposedCall<'_>, ctx: &agent_core::CallContext) {
+        self.released.lock().unwrap().push((call.id.to_string(), ctx.task.to_string()));
+    }
+}
+
+/// Authorizes and runs one `issue_refund` whose tool behaves as `behaviour`, with `recorder` as
+/// the only guard; returns the error the tool gave, if any.
+async fn run_refund(recorder: &Arc<ReleaseRecorder>, behaviour: Behaviour) -> Option<ToolError> {
+    let (timeline, _sink, log) = timeline_log();
+    let tool = RecordingTool::with("issue_refund", EffectClass::Irreversible, &timeline, behaviour);
+    let runs = tool.runs();
+    let pipeline =
+        Pipeline::new(menu_of(vec![Arc::new(tool)]), log).with_guard(Arc::clone(recorder) as _);
+    let call = request("c1", "issue_refund", json!({"order_id": "#W1", "amount": 40}));
+    let authorized = pipeline.authorize(&call, &context()).await.unwrap();
+    assert!(recorder.released().is_empty(), "nothing is released before the tool has run");
+    let result = pipeline.menu().invoke(authorized).await;
+    assert_eq!(runs.lock().unwrap().len(), 1, "the tool ran");
+    result.err()
+}
+
+#[tokio::test]
+async fn a_tool_that_rejects_the_call_gives_its_reservation_back() {
+    let recorder = Arc::new(ReleaseRecorder::default());
+    let error = run_refund(&recorder, Behaviour::Reject).await;
+    assert!(matches!(error, Some(ToolError::Rejected(_))), "{error:?}");
+    // Told once, about this call of this task.
+    assert_eq!(recorder.released(), [("c1".to_owned(), "task-1".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_tool_that_succeeds_keeps_its_reservation() {
+    let recorder = Arc::new(ReleaseRecorder::default());
+    assert_eq!(run_refund(&recorder, Behaviour::Echo).await, None);
+    assert_eq!(recorder.released(), []);
+}
+
+#[tokio::test]
+async fn a_tool_that_fails_inside_or_panics_keeps_its_reservation() {
+    // It may have done part of its work (the money may have left): fail closed, keep it spent.
+    for behaviour in [Behaviour::Fail, Behaviour::Panic] {
+        let recorder = Arc::new(ReleaseRecorder::default());
+        let error = run_refund(&recorder, behaviour).await;
+        assert!(matches!(error, Some(ToolError::Internal(_))), "{behaviour:?}: {error:?}");
+        assert_eq!(recorder.released(), [], "{behaviour:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_call_a_human_approved_gives_back_every_guards_reservation() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (timeline, _sink, log) = timeline_log();
+    let tool = RecordingTool::with(
+        "issue_refund",
+        EffectClass::Irreversible,
+        &timeline,
+        Behaviour::Reject,
+    );
+    let budget = Arc::new(Reserving::default());
+    let recorder = Arc::new(ReleaseRecorder::default());
+    let approver = ScriptedApprover::new(ScriptedAnswer::Approve);
+    let pipeline = Pipeline::new(menu_of(vec![Arc::new(tool)]), log)
+        .with_guard(budget.clone())
+        .with_guard(Arc::new(ScriptedGuard::new("policy").on("c1", Verdict::Ask)))
+        .with_guard(recorder.clone())
+        .with_approver(Arc::new(approver.clone()), Duration::from_secs(5));
+    let call = request("c1", "issue_refund", json!({"order_id": "#W1", "amount": 900}));
+
+    let authorized = pipeline.authorize(&call, &context()).await.unwrap();
+    assert_eq!(approver.requests().len(), 1);
+    assert_eq!(budget.reserved.load(SeqCst), 1, "reserved while the call goes ahead");
+    let error = pipeline.menu().invoke(authorized).await.unwrap_err();
+    assert!(matches!(error, ToolError::Rejected(_)));
+    assert_eq!(budget.reserved.load(SeqCst), 0, "the budget got its reservation back");
+    assert_eq!(recorder.released().len(), 1, "so did every other guard that let it through");
+}

@@ -3,13 +3,14 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use agent_core::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest};
 use agent_core::audit::{
     AuditError, AuditEvent, AuditLog, AuditSink, Commit, MemorySink, SealedEvent, Stage,
 };
 use agent_core::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
 use agent_core::pipeline::CallRequest;
 use agent_core::tool::{Invocation, Tool, ToolError, ToolOutput};
-use agent_core::{CallId, EffectClass, Scope, ToolName, ToolSpec};
+use agent_core::{Approver, CallId, EffectClass, Scope, ToolName, ToolSpec};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub enum Behaviour {
     Echo,
     Reject,
     Panic,
+    /// Fails inside (`ToolError::Internal`), as a backend that broke half-way would.
+    Fail,
 }
 
 impl RecordingTool {
@@ -72,6 +75,12 @@ impl RecordingTool {
     /// Declares output fields facts of the system of record.
     pub fn facts(mut self, paths: &[&str]) -> Self {
         self.spec = self.spec.facts(paths.iter().copied());
+        self
+    }
+
+    /// Declares the record the call touches: the `argument` holds the id of an `entity_type`.
+    pub fn touches(mut self, entity_type: &str, argument: &str) -> Self {
+        self.spec = self.spec.touches(entity_type, argument);
         self
     }
 
@@ -107,6 +116,7 @@ impl Tool for RecordingTool {
             Behaviour::Echo => Ok(ToolOutput::json(&json!({"ok": true, "input": input}))),
             Behaviour::Reject => Err(ToolError::Rejected("order is not pending".into())),
             Behaviour::Panic => panic!("the tool blew up"),
+            Behaviour::Fail => Err(ToolError::Internal("the backend timed out mid-write".into())),
         }
     }
 }
@@ -154,6 +164,80 @@ impl Guard for ScriptedGuard {
                 policies: vec!["p9".into()],
             }),
             Verdict::Panic => panic!("guard exploded"),
+        }
+    }
+}
+
+/// A guard that asks for a human on every call of one tool, and allows every other call.
+pub struct AsksFor(pub &'static str);
+
+impl Guard for AsksFor {
+    fn name(&self) -> &str {
+        "policy"
+    }
+
+    fn check(&self, call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
+        if call.spec.name.as_str() != self.0 {
+            return Decision::Allow;
+        }
+        Decision::NeedsApproval(ApprovalNeed {
+            reason: Reason::new("needs_a_human", "a human must look"),
+            policies: vec!["p9".into()],
+        })
+    }
+}
+
+/// A reviewer who says no to calls on the orders it was told to refuse and yes to the rest, and
+/// keeps every request it was shown, in order.
+#[derive(Clone, Default)]
+pub struct CountingApprover {
+    refuse_orders: Vec<String>,
+    asked: Arc<Mutex<Vec<ApprovalRequest>>>,
+}
+
+impl CountingApprover {
+    /// Says yes to everything.
+    pub fn approving() -> Self {
+        Self::default()
+    }
+
+    /// Says no to every call whose `order_id` is one of `orders`.
+    pub fn refusing(orders: &[&str]) -> Self {
+        Self {
+            refuse_orders: orders.iter().map(|&order| order.to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// How many requests it was shown.
+    pub fn count(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
+
+    /// `(task, call id, order id)` of every request it was shown.
+    pub fn asked(&self) -> Vec<(String, String, String)> {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|request| {
+                let order = request.args["order_id"].as_str().unwrap_or_default().to_owned();
+                (request.task.to_string(), request.call_id.to_string(), order)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Approver for CountingApprover {
+    async fn decide(&self, request: ApprovalRequest) -> ApprovalAnswer {
+        self.asked.lock().unwrap().push(request.clone());
+        let order = request.args["order_id"].as_str().unwrap_or_default();
+        let answer = ApprovalGrant::for_request(&request, "alice", "scripted");
+        if self.refuse_orders.iter().any(|refused| refused == order) {
+            ApprovalAnswer::Denied(answer)
+        } else {
+            ApprovalAnswer::Approved(answer)
         }
     }
 }

@@ -470,3 +470,169 @@ fn without_a_task_start_in_the_period_scope_to_trim_is_unknown_not_none() {
     let lines = section(&log.review().to_markdown(), "Scope to trim");
     assert_eq!(lines, ["Unknown: no menu on record to compare the calls with."]);
 }
+
+impl Log {
+    /// A task start that names whom the task serves, as the agent loop records it.
+    fn start_for(&mut self, task: &str, subject: &str) {
+        self.start(task, &["get_order", "issue_refund"]);
+        let detail = &mut self.last().detail;
+        detail["on_behalf_of"] = json!(subject);
+        detail["moves_money"] = json!(["issue_refund"]);
+    }
+
+    /// A refund of `cents` on `record` that passed every stage and ran, with the record and the
+    /// amount where the policy guard records them (`detail.context`).
+    fn paid_back(&mut self, task: &str, call: &str, record: &str, cents: i64) {
+        self.executed(task, call, "issue_refund", cents);
+        self.guard_context(task, call, record, cents);
+    }
+
+    /// A refund of `cents` on `record` that the policy guard sent to a human, who said no: the
+    /// guard recorded the amount and the record, but the call never ran.
+    fn refused_payback(&mut self, task: &str, call: &str, record: &str, cents: i64) {
+        self.call_event(task, call, "issue_refund", Stage::Menu, Verdict::Allow);
+        self.call_event(task, call, "issue_refund", Stage::Guard, Verdict::NeedsApproval);
+        self.last().guard = Some("policy".to_owned());
+        self.guard_context(task, call, record, cents);
+        self.approval(task, call, "denied", Some(1_000));
+    }
+
+    /// Sets the policy guard's recorded context on the call's guard event.
+    fn guard_context(&mut self, task: &str, call: &str, record: &str, cents: i64) {
+        let guard = self
+            .events
+            .iter_mut()
+            .rev()
+            .map(|sealed| &mut sealed.event)
+            .find(|event| {
+                event.task.as_str() == task
+                    && event.call_id.as_ref().is_some_and(|id| id.as_str() == call)
+                    && event.stage == Stage::Guard
+            })
+            .unwrap();
+        guard.detail = json!({ "context": { "amount_cents": cents, "resource": record } });
+    }
+}
+
+/// The Anomalies rows about repeated paybacks.
+fn payback_rows(review: &Review) -> Vec<String> {
+    section(&review.to_markdown(), "Anomalies")
+        .into_iter()
+        .filter(|line| line.starts_with("| Money paid back"))
+        .collect()
+}
+
+#[test]
+fn money_paid_back_on_one_record_in_three_tasks_is_flagged_by_record_and_by_subject() {
+    // The attack: a cap per ticket walked around one ticket at a time, each refunding the same
+    // order of the same customer a little.
+    let mut log = Log::default();
+    for (task, cents) in [("T-1", 3_000), ("T-2", 4_000), ("T-3", 5_000)] {
+        log.start_for(task, "noah_brown_6181");
+        log.executed(task, "c1", "get_order", 0);
+        log.paid_back(task, "c2", "Order::#W1", cents);
+        log.end(task, "completed");
+    }
+
+    let review = log.review();
+    let repeated = &only_agent(&review).anomalies.repeated_paybacks;
+    assert_eq!(
+        *repeated,
+        [
+            RepeatedPaybacks {
+                by: "record",
+                key: "Order::#W1".to_owned(),
+                tasks: 3,
+                calls: 3,
+                money_cents: 12_000,
+            },
+            RepeatedPaybacks {
+                by: "subject",
+                key: "noah_brown_6181".to_owned(),
+                tasks: 3,
+                calls: 3,
+                money_cents: 12_000,
+            },
+        ]
+    );
+    assert_eq!(
+        payback_rows(&review),
+        [
+            "| Money paid back to one record in 3 tasks (120.00 (12000 cents)) | `Order::#W1` | – \
+             | – | 3 |",
+            "| Money paid back to one subject in 3 tasks (120.00 (12000 cents)) | \
+             `noah_brown_6181` | – | – | 3 |",
+        ]
+    );
+}
+
+#[test]
+fn paybacks_to_one_subject_on_different_records_are_flagged_by_subject_only() {
+    let mut log = Log::default();
+    for (task, record) in [("T-1", "Order::#W1"), ("T-2", "Order::#W2"), ("T-3", "Order::#W3")] {
+        log.start_for(task, "noah_brown_6181");
+        log.paid_back(task, "c1", record, 2_500);
+    }
+    // Another customer, once: not repeated.
+    log.start_for("T-4", "mia_li_3668");
+    log.paid_back("T-4", "c1", "Order::#W4", 2_500);
+
+    let review = log.review();
+    let repeated = &only_agent(&review).anomalies.repeated_paybacks;
+    let keys: Vec<(&str, &str, u64, i64)> = repeated
+        .iter()
+        .map(|group| (group.by, group.key.as_str(), group.tasks, group.money_cents))
+        .collect();
+    assert_eq!(keys, [("subject", "noah_brown_6181", 3, 7_500)]);
+}
+
+#[test]
+fn repeated_paybacks_in_one_task_are_not_a_cross_task_anomaly() {
+    // Positive control for the grouping by task: the very same three calls, in one task.
+    let mut log = Log::default();
+    log.start_for("T-1", "noah_brown_6181");
+    for (call, cents) in [("c1", 3_000), ("c2", 4_000), ("c3", 5_000)] {
+        log.paid_back("T-1", call, "Order::#W1", cents);
+    }
+
+    let review = log.review();
+    assert_eq!(only_agent(&review).anomalies.repeated_paybacks, []);
+    assert_eq!(only_agent(&review).budget.money_cents, 12_000, "the calls are counted as ran");
+    assert_eq!(payback_rows(&review), Vec::<String>::new());
+}
+
+#[test]
+fn paybacks_that_were_refused_or_failed_are_not_repeated_paybacks() {
+    let mut log = Log::default();
+    for task in ["T-1", "T-2", "T-3"] {
+        log.start_for(task, "noah_brown_6181");
+        // A human said no after the guard recorded the amount and the record.
+        log.refused_payback(task, "c1", "Order::#W1", 3_000);
+        // The policy refused it outright.
+        log.denied(task, "c2", "issue_refund", POLICY, "refund_too_large");
+        // It ran and the tool refused it: nothing was paid back.
+        log.paid_back(task, "c3", "Order::#W1", 3_000);
+        let outcome = log.last();
+        outcome.verdict = Verdict::Failed;
+        outcome.reasons = vec![Reason::new("tool_rejected", "the order is not delivered")];
+    }
+
+    let review = log.review();
+    let agent = only_agent(&review);
+    assert_eq!(agent.calls.denied, 6, "the refusals are in the log");
+    assert_eq!(agent.anomalies.repeated_paybacks, []);
+    assert_eq!(payback_rows(&review), Vec::<String>::new());
+
+    // Positive control: one call in each task that did run flags the record and the subject.
+    for task in ["T-1", "T-2", "T-3"] {
+        log.paid_back(task, "c4", "Order::#W1", 1_000);
+    }
+    let review = log.review();
+    let flagged: Vec<(&str, u64, i64)> = only_agent(&review)
+        .anomalies
+        .repeated_paybacks
+        .iter()
+        .map(|group| (group.by, group.calls, group.money_cents))
+        .collect();
+    assert_eq!(flagged, [("record", 3, 3_000), ("subject", 3, 3_000)]);
+}

@@ -138,7 +138,6 @@ impl Authorized {
     /// runtime calling over MCP sends its policy guard's findings), to the evidence the tool
     /// sees, under names this pipeline's guards did not use. It informs tools that keep
     /// provenance with what they record; it authorizes nothing (the call is authorized already).
-    #[must_use]
     pub fn with_forwarded_evidence(
         mut self,
         evidence: impl IntoIterator<Item = (String, Value)>,
@@ -341,12 +340,16 @@ impl Pipeline {
             }
         }
 
-        // 4. Approval, only once every guard has had its say; never about a call a reviewer
-        // already refused in this task, and never past the task's cap on requests.
+        // 4. Approval, only once every guard has had its say. A call of a tool on a record a
+        // reviewer refused in this task is refused, asked or not (a no sticks); a call that needs
+        // a human is refused unasked once the task has used up its requests.
+        if let Some(reason) = refused_earlier(spec, request, ctx) {
+            return Err(record.deny(Stage::Approval, None, reason).await);
+        }
         let approval = if needs.is_empty() {
             None
         } else {
-            if let Some(reason) = self.approval_refusal(spec, request, ctx) {
+            if let Some(reason) = self.approval_limit_reached(ctx) {
                 return Err(record.deny(Stage::Approval, None, reason).await);
             }
             let tool = spec.name.clone();
@@ -411,41 +414,18 @@ impl Pipeline {
         })
     }
 
-    /// Why a call that needs a human is refused without asking one: a reviewer already said no
-    /// to this tool on this record in this task (asking again is how fatigue is bred), or the
-    /// task has used up its approval requests.
-    fn approval_refusal(
-        &self,
-        spec: &ToolSpec,
-        request: &CallRequest,
-        ctx: &CallContext,
-    ) -> Option<Reason> {
-        let resource = resource_of(spec, &request.input);
-        let refused_before = ctx
-            .approvals
-            .refused
-            .iter()
-            .any(|refusal| refusal.tool == spec.name.as_str() && refusal.resource == resource);
-        if refused_before {
-            let on = resource.map(|id| format!(" on `{id}`")).unwrap_or_default();
-            return Some(Reason::new(
-                "refused_earlier",
-                format!(
-                    "a reviewer already refused `{}`{on} in this task; it is not asked again",
-                    spec.name
-                ),
-            ));
-        }
-        if ctx.approvals.asked >= self.max_approvals_per_task {
-            return Some(Reason::new(
+    /// Why a call that needs a human is refused without asking one: the task has used up its
+    /// approval requests (a reviewer asked many times a ticket stops reading).
+    fn approval_limit_reached(&self, ctx: &CallContext) -> Option<Reason> {
+        (ctx.approvals.asked >= self.max_approvals_per_task).then(|| {
+            Reason::new(
                 "approval_limit",
                 format!(
                     "this task already asked for {} approvals, the most it may ask",
                     ctx.approvals.asked
                 ),
-            ));
-        }
-        None
+            )
+        })
     }
 
     /// Puts the call to the approver and checks the answer: bound to this request and digest,
@@ -580,6 +560,28 @@ impl Pipeline {
         record.commit(event).await.map_err(|denied| waited_denial(denied, waited))?;
         Ok((grant, waited))
     }
+}
+
+/// Why a call is refused because a reviewer already said no (or nothing) to this tool on this
+/// record in this task: asking again is how fatigue is bred, and a smaller amount that would need
+/// no human is the same request in other clothes.
+fn refused_earlier(spec: &ToolSpec, request: &CallRequest, ctx: &CallContext) -> Option<Reason> {
+    let resource = resource_of(spec, &request.input);
+    let refused_before = ctx
+        .approvals
+        .refused
+        .iter()
+        .any(|refusal| refusal.tool == spec.name.as_str() && refusal.resource == resource);
+    refused_before.then(|| {
+        let on = resource.map(|id| format!(" on `{id}`")).unwrap_or_default();
+        Reason::new(
+            "refused_earlier",
+            format!(
+                "a reviewer already refused `{}`{on} in this task; it is not asked again",
+                spec.name
+            ),
+        )
+    })
 }
 
 /// The value of the tool's resource argument (the record the call touches), if it has one.

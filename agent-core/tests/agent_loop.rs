@@ -642,9 +642,6 @@ impl Guard for AsksAbove100 {
 }
 
 #[tokio::test]
-#[ignore = "bug: a reviewer's no sticks only to later calls a guard sends to a human; \
-            `RefusedApproval` says later calls of the same tool on the same record are refused, \
-            but a smaller refund on the refused order runs without asking"]
 async fn a_reviewers_no_also_stops_a_smaller_call_on_the_record_that_needs_no_human() {
     let (timeline, sink, log) = timeline_log();
     let refund = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline)

@@ -64,8 +64,8 @@ impl Approver for PerCallApprover {
 }
 
 /// Which calls should run, in order: every check allowed it, and if it needed a human, the
-/// human was asked (at most [`DEFAULT_MAX_APPROVALS_PER_TASK`] times a task, and never again
-/// about a tool a human refused in the task) and said yes.
+/// human was asked (at most [`DEFAULT_MAX_APPROVALS_PER_TASK`] times a task) and said yes; and
+/// no human refused its tool earlier in the task (a no sticks, asked or not).
 fn should_execute(calls: &[Call]) -> Vec<bool> {
     let mut asked = 0;
     let mut refused_tools: Vec<&str> = Vec::new();
@@ -75,13 +75,13 @@ fn should_execute(calls: &[Call]) -> Vec<bool> {
             let on_menu = call.tool != "delete_customer_account";
             let refused = call.verdicts.iter().any(|v| matches!(v, Verdict::Deny | Verdict::Panic));
             let asks = call.verdicts.contains(&Verdict::Ask);
-            if !(on_menu && call.valid_input && !refused) {
+            if !(on_menu && call.valid_input && !refused) || refused_tools.contains(&call.tool) {
                 return false;
             }
             if !asks {
                 return true;
             }
-            if refused_tools.contains(&call.tool) || asked >= DEFAULT_MAX_APPROVALS_PER_TASK {
+            if asked >= DEFAULT_MAX_APPROVALS_PER_TASK {
                 return false;
             }
             asked += 1;

@@ -310,9 +310,6 @@ async fn over_mcp_a_refund_the_servers_tool_refuses_gives_its_spend_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: over MCP a server-side internal failure of a trusted-output tool comes back as \
-            ToolError::Rejected (McpTool::output), so the runtime gives back the spend of a \
-            refund that may have been paid (fail open)"]
 async fn over_mcp_a_refund_whose_tool_fails_inside_keeps_its_spend() {
     // In process a tool that fails inside keeps its reservation (agent-core's pipeline tests);
     // over MCP the same failure must too, since the money may have left.

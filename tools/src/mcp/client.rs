@@ -805,8 +805,21 @@ impl McpTool {
         if result.is_error != Some(true) {
             return Ok(ToolOutput::text(text));
         }
+        // Only a call the server says was refused (by its checks or by the tool's business rule)
+        // did nothing; any other error may have happened after money moved, so it is a failure,
+        // whose budget reservation stays spent.
+        let rejected = result
+            .structured_content
+            .as_ref()
+            .is_some_and(|content| content.get("rejected") == Some(&Value::Bool(true)));
         if !self.spec.untrusted_output {
-            return Err(ToolError::Rejected(text));
+            if rejected || refusal_code(&result).is_some() {
+                return Err(ToolError::Rejected(text));
+            }
+            return Err(ToolError::Internal(format!(
+                "`{}` reported a failure: {text}",
+                self.connection.label
+            )));
         }
         match refusal_code(&result) {
             Some(code) => Err(ToolError::Rejected(format!(

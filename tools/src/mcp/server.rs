@@ -35,6 +35,7 @@ use agent_core::audit::{
     AuditError, AuditEvent, AuditLog, AuditSink, Commit, SealedEvent, Stage, Verdict,
 };
 use agent_core::pipeline::CallRequest;
+use agent_core::tool::ToolError;
 use agent_core::{
     AgentId, CallContext, CallCredentials, CallId, Credential, Decision, EffectClass, Guard,
     Pipeline, ProposedCall, Reason, TaskId, Tool, ToolMenu, ToolSpec, canonical, menu::MenuError,
@@ -279,12 +280,12 @@ impl Inner {
         // What the caller's guards found (a hand-off's unvouched mentions) reaches the tool as
         // information; the server's own checks above decided whether it runs.
         let authorized = match context.meta.get(META_EVIDENCE).and_then(Value::as_object) {
-            Some(evidence) => authorized.with_forwarded_evidence(evidence.clone().into_iter()),
+            Some(evidence) => authorized.with_forwarded_evidence(evidence.clone()),
             None => authorized,
         };
         match self.pipeline.menu().invoke(authorized).await {
             Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.content)]),
-            Err(error) => CallToolResult::error(vec![ContentBlock::text(error.model_message())]),
+            Err(error) => tool_failed(&error),
         }
     }
 
@@ -349,6 +350,18 @@ const MAX_CALL_ID: usize = 128;
 const MAX_LOGGED_NAME: usize = 128;
 
 /// The refusal a caller sees: the reason code, nothing more.
+/// A tool's own failure, saying which kind: `rejected` (a business rule refused the call, nothing
+/// happened) or `failed` (it broke inside, and may have done part of its work). The caller gives a
+/// budget reservation back only for the first.
+fn tool_failed(error: &ToolError) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(error.model_message())]);
+    result.structured_content = Some(match error {
+        ToolError::Rejected(_) => json!({ "rejected": true }),
+        ToolError::Internal(_) => json!({ "failed": true }),
+    });
+    result
+}
+
 fn refused(code: &str) -> CallToolResult {
     let text = format!("The tool server refused this call ({code}). It was not executed.");
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);

@@ -497,12 +497,16 @@ async fn web_console(manifest: &Manifest) -> Result<Arc<dyn Approver>, String> {
 }
 
 /// A fresh log file in `dir`, named by the time.
-/// A run id: the start time in milliseconds and the process id, in hex.
+/// A run id: the start time in milliseconds, the process id and a count of the runtimes this
+/// process started, in hex, so that two runtimes started in one millisecond (tests, harnesses)
+/// never share task ids on one ledger.
 fn run_id() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis());
-    format!("{millis:x}{:x}", std::process::id())
+    let count = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{millis:x}{:x}{count:x}", std::process::id())
 }
 
 fn new_log_path(dir: &Path) -> PathBuf {

@@ -48,7 +48,9 @@ pub trait Guard: Send + Sync {
     /// Called when a call this guard let through (`Allow` or `NeedsApproval`) was then refused
     /// by a later stage, so a guard that reserved something for it (a budget) can give it back.
     /// The one exception to "guards do not mutate": a reservation must be undone when the call
-    /// it was made for will never run. The default does nothing.
+    /// it was made for will never run. When the tool itself refused the call, `ctx` carries the
+    /// task's identity but not its evidence (key a reservation by task and call, not by what the
+    /// task read). The default does nothing.
     fn release(&self, _call: &ProposedCall<'_>, _ctx: &CallContext) {}
 }
 

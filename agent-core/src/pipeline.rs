@@ -409,7 +409,7 @@ impl Pipeline {
                 input: request.input.clone(),
                 args_digest: digest.clone(),
                 stated_reason: request.stated_reason.clone(),
-                ctx: ctx.clone(),
+                ctx: released_context(ctx),
             },
         })
     }
@@ -559,6 +559,22 @@ impl Pipeline {
         event.detail = detail.clone();
         record.commit(event).await.map_err(|denied| waited_denial(denied, waited))?;
         Ok((grant, waited))
+    }
+}
+
+/// The context a guard's `release` sees if the tool refuses the call: who, which task, for whom,
+/// with which credential, but not the task's evidence, which can be the whole conversation and
+/// would otherwise be copied on every authorized call for a rare refusal.
+fn released_context(ctx: &CallContext) -> CallContext {
+    CallContext {
+        agent: ctx.agent.clone(),
+        chain: ctx.chain.clone(),
+        task: ctx.task.clone(),
+        on_behalf_of: ctx.on_behalf_of.clone(),
+        evidence: Vec::new(),
+        calls_made: ctx.calls_made,
+        credential: ctx.credential.clone(),
+        approvals: ctx.approvals.clone(),
     }
 }
 

@@ -290,6 +290,12 @@ impl Pipeline {
             let detail = format!("`{}` is not on the agent's menu", record.tool_name);
             return Err(record.deny(Stage::Menu, None, Reason::new("unknown_tool", detail)).await);
         };
+        if let Some(why) = entry.tool.withdrawn() {
+            let detail = format!("`{}` was withdrawn: {why}", record.tool_name);
+            return Err(record
+                .deny(Stage::Menu, None, Reason::new("tool_withdrawn", detail))
+                .await);
+        }
         record.verdict(Stage::Menu, None, Verdict::Allow, Vec::new()).await?;
         let spec = entry.tool.spec();
 

@@ -21,6 +21,14 @@ pub trait Tool: Send + Sync {
 
     /// Runs the tool with input that has already passed the schema check and every guard.
     async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError>;
+
+    /// Why the tool may not be called any more, if it may not: an MCP tool whose server changed,
+    /// duplicated or dropped its definition during the session. The pipeline asks at the menu
+    /// stage of every call and refuses (`tool_withdrawn`) with this reason in the audit log, so
+    /// a withdrawn tool never reaches the later checks, an intent record or its server.
+    fn withdrawn(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The declaration of a tool: how the model sees it and what the guards need to know.

@@ -12,9 +12,16 @@
 //!
 //! - Only the tools the menu names are imported; everything else the server offers is ignored.
 //! - A menu entry may pin the tool's definition ([`pin_digest`](super::pin_digest)). A server
-//!   offering anything else under that name (a reworded description is the classic poisoning) is
-//!   refused at import, and the drift is audited with both digests. [`McpToolSource::refresh`]
-//!   lists the tools again and withdraws any imported tool whose definition changed since.
+//!   offering anything else under that name (a reworded description is the classic poisoning),
+//!   or two tools of that name, is refused at import, and audited with the digests.
+//! - The definition stays pinned for the whole session. One rule ([`definition`]) decides at
+//!   import and at every re-check: exactly one tool of that name, with the pinned digest (or,
+//!   unpinned, the digest seen at import). The source lists the tools again when the server says
+//!   they changed (`notifications/tools/list_changed`), every
+//!   [`relist_every`](SourceOptions::relist_every) (a server need not say), and at
+//!   [`McpToolSource::refresh`]; a tool changed, duplicated or dropped since import is withdrawn
+//!   at once and for good, and audited. The pipeline then refuses it at the menu stage
+//!   ([`Tool::withdrawn`]), before any other check or intent record.
 //! - Output is untrusted unless the menu says otherwise, so it taints the task that reads it; an
 //!   untrusted server's error text is not shown to the model either.
 //! - Each call forwards the invocation's own credential (a read's task token, a write's per-call
@@ -38,18 +45,20 @@ use rmcp::model::{
     ClientRequest, Implementation, ListToolsRequest, PaginatedRequestParams, RequestMetaObject,
     ServerResult,
 };
-use rmcp::service::{PeerRequestOptions, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{IntoTransport, StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceError, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, watch};
+use tokio::time::MissedTickBehavior;
 
 /// Where an MCP server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,10 +282,19 @@ pub struct SourceOptions {
     pub call_timeout: Duration,
     /// How long connecting (spawning and the MCP handshake) may take (default 10 s).
     pub connect_timeout: Duration,
-    /// Where pin drifts are recorded; without a log they go to `tracing` only.
+    /// Where pin drifts, withdrawals and failed re-lists are recorded; without a log they go to
+    /// `tracing` only.
     pub audit: Option<AuditLog>,
     /// The agent named in those records (default `mcp-import`).
     pub agent: AgentId,
+    /// How often the imported tools are checked against a fresh listing, besides whenever the
+    /// server sends `notifications/tools/list_changed` (default 30 s, at least 10 ms). It bounds
+    /// how long a server that changes a tool without saying so keeps it.
+    pub relist_every: Duration,
+    /// How many re-lists in a row may fail before every imported tool is withdrawn
+    /// `relist_failed` (default 2: one failure is audited and retried at the next check, the
+    /// second withdraws; at least 1). A closed connection withdraws at its first failed re-list.
+    pub relist_failure_limit: u32,
 }
 
 impl Default for SourceOptions {
@@ -286,6 +304,8 @@ impl Default for SourceOptions {
             connect_timeout: Duration::from_secs(10),
             audit: None,
             agent: AgentId::new("mcp-import"),
+            relist_every: Duration::from_secs(30),
+            relist_failure_limit: 2,
         }
     }
 }
@@ -310,6 +330,22 @@ impl SourceOptions {
     pub fn audit(mut self, audit: AuditLog, agent: AgentId) -> Self {
         self.audit = Some(audit);
         self.agent = agent;
+        self
+    }
+
+    /// Sets how often the imported tools are re-checked without being told (see
+    /// [`relist_every`](Self::relist_every)).
+    #[must_use]
+    pub fn relist_every(mut self, every: Duration) -> Self {
+        self.relist_every = every;
+        self
+    }
+
+    /// Sets how many re-lists in a row may fail before the tools are withdrawn (see
+    /// [`relist_failure_limit`](Self::relist_failure_limit)).
+    #[must_use]
+    pub fn relist_failure_limit(mut self, limit: u32) -> Self {
+        self.relist_failure_limit = limit;
         self
     }
 }
@@ -341,19 +377,24 @@ pub struct ImportRefusal {
     pub detail: String,
 }
 
-/// An imported tool whose server no longer offers the definition it was imported with.
+/// An imported tool withdrawn because its server no longer offers the one definition it was
+/// imported with, or can no longer be asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawal {
     /// The tool.
     pub tool: String,
-    /// `pin_mismatch` (the definition changed; the tool is withdrawn and every call refused) or
-    /// `not_listed` (the server did not list it this time; calls still go to the server, which
-    /// decides).
+    /// Why: `pin_mismatch` (one definition, another than the pinned one), `ambiguous` (two or
+    /// more under its name), `not_listed` (none), or `relist_failed` (the tools could not be
+    /// listed again: the connection is closed, or too many re-lists in a row failed). Whichever
+    /// it is, the tool is withdrawn for good: every later call is refused without reaching the
+    /// server, and only a new import, after review, brings it back.
     pub code: &'static str,
     /// The digest it was imported with.
     pub expected_digest: String,
-    /// The digest offered now, if it is offered.
+    /// The digest offered now, when exactly one definition is offered under its name.
     pub actual_digest: Option<String>,
+    /// Every digest offered under its name now (none when it is not listed or was not listed).
+    pub offered_digests: Vec<String>,
 }
 
 /// Why a server could not be reached or listed.
@@ -384,7 +425,7 @@ pub enum SourceError {
         /// What went wrong.
         message: String,
     },
-    /// A request failed: the server is gone, timed out, or answered nonsense.
+    /// A request failed: the server timed out or answered nonsense.
     #[error("MCP server `{server}` failed to answer `{method}`: {message}")]
     Request {
         /// The endpoint.
@@ -394,22 +435,51 @@ pub enum SourceError {
         /// What went wrong.
         message: String,
     },
+    /// The connection is closed: [`McpToolSource::close`] was called, or the server went away.
+    #[error("the connection to MCP server `{server}` is closed")]
+    Closed {
+        /// The endpoint.
+        server: String,
+    },
 }
 
-/// A connection to one MCP server, from which tools are imported.
+/// A connection to one MCP server, from which tools are imported and against which they stay
+/// pinned for the whole session.
 ///
 /// The token given at connection lists the tools (a server shows only what it grants) and, over
 /// HTTP, authenticates the session; each call carries its own invocation's credential instead.
+///
+/// A background watcher lists the tools again whenever the server sends
+/// `notifications/tools/list_changed`, and every [`SourceOptions::relist_every`] whether it does
+/// or not (a server that changes a tool need not say so), and holds each imported tool to the
+/// rule import applied ([`refresh`](Self::refresh) says how). It holds the source only weakly,
+/// and stops at [`close`](Self::close), when the connection closes, or when the source and
+/// every tool imported from it are dropped. It does not stop while an imported tool is still on
+/// a menu: that tool can still call the server, so it must still be checked.
 pub struct McpToolSource {
-    connection: Arc<Connection>,
+    shared: Arc<Shared>,
+}
+
+/// What the source, its tools and its watcher share. The watcher holds it weakly, so it never
+/// keeps open a connection that nothing can call any more.
+struct Shared {
+    connection: Connection,
     imported: Mutex<Vec<Arc<Imported>>>,
+    /// Held while one listing is applied (at import or a re-check), so two never interleave and
+    /// a tool is never judged by a listing older than the one it was imported from; it counts
+    /// the re-lists that failed in a row.
+    relist: tokio::sync::Mutex<u32>,
+    relist_failure_limit: u32,
     audit: Option<AuditLog>,
     agent: AgentId,
+    /// `true` tells the watcher to stop; the sender's dropping, with the last holder of `Shared`,
+    /// stops it too.
+    stop: watch::Sender<bool>,
 }
 
 struct Connection {
     label: String,
-    service: RunningService<RoleClient, ClientConfig>,
+    service: RunningService<RoleClient, ListChanged>,
     carrier: Carrier,
     token: Credential,
     call_timeout: Duration,
@@ -424,8 +494,32 @@ enum Carrier {
     Bearer,
 }
 
+/// The client's side of the MCP session: it passes the server's
+/// `notifications/tools/list_changed` on to the watcher and does nothing else. It declares the
+/// default client capabilities (no sampling, roots or elicitation): `list_changed` is the
+/// server's capability, so there is nothing to claim for it.
+struct ListChanged {
+    info: ClientConfig,
+    changed: Arc<Notify>,
+}
+
+impl ClientHandler for ListChanged {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        // A permit is kept while the watcher is busy, so a change announced during a re-check
+        // is checked again right after it.
+        self.changed.notify_one();
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+}
+
 /// The most pages of `tools/list` followed before giving up on a server.
 const MAX_PAGES: usize = 64;
+
+/// The shortest interval between periodic re-lists; a shorter one is taken as this.
+const MIN_RELIST_INTERVAL: Duration = Duration::from_millis(10);
 
 impl McpToolSource {
     /// Connects to `endpoint`, presenting `token`.
@@ -484,13 +578,17 @@ impl McpToolSource {
         T: IntoTransport<RoleClient, E, A>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let info = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("warden", env!("CARGO_PKG_VERSION")),
-        );
+        let changed = Arc::new(Notify::new());
+        let handler = ListChanged {
+            info: ClientConfig::new(
+                ClientCapabilities::default(),
+                Implementation::new("warden", env!("CARGO_PKG_VERSION")),
+            ),
+            changed: Arc::clone(&changed),
+        };
         let connect_error =
             |message: String| SourceError::Connect { server: label.clone(), message };
-        let service = tokio::time::timeout(options.connect_timeout, info.serve(transport))
+        let service = tokio::time::timeout(options.connect_timeout, handler.serve(transport))
             .await
             .map_err(|_| {
                 connect_error(format!("no handshake within {:?}", options.connect_timeout))
@@ -498,63 +596,42 @@ impl McpToolSource {
             .map_err(|error| connect_error(error.to_string()))?;
         let connection =
             Connection { label, service, carrier, token, call_timeout: options.call_timeout };
-        Ok(Self {
-            connection: Arc::new(connection),
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            connection,
             imported: Mutex::default(),
+            relist: tokio::sync::Mutex::new(0),
+            relist_failure_limit: options.relist_failure_limit.max(1),
             audit: options.audit,
             agent: options.agent,
-        })
+            stop,
+        });
+        let every = options.relist_every.max(MIN_RELIST_INTERVAL);
+        tokio::spawn(watch_listing(Arc::downgrade(&shared), changed, stopped, every));
+        Ok(Self { shared })
     }
 
     /// The server's name in audit events and errors.
     pub fn label(&self) -> &str {
-        &self.connection.label
+        self.shared.label()
     }
 
     /// The tools the server offers to this connection's token, with their digests.
     pub async fn offered(&self) -> Result<Vec<OfferedTool>, SourceError> {
-        let connection = &self.connection;
-        let mut tools = Vec::new();
-        let mut cursor = None;
-        for _ in 0..MAX_PAGES {
-            let request = ClientRequest::ListToolsRequest(ListToolsRequest {
-                method: Default::default(),
-                params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
-                extensions: Default::default(),
-            });
-            let meta = match connection.carrier {
-                Carrier::Meta => Some(token_meta(&connection.token)),
-                Carrier::Bearer => None,
-            };
-            let failed = |message: String| SourceError::Request {
-                server: connection.label.clone(),
-                method: "tools/list",
-                message,
-            };
-            let page = match connection.send(request, meta).await {
-                Ok(ServerResult::ListToolsResult(page)) => page,
-                Ok(_) => return Err(failed("an answer that is not a tool list".to_owned())),
-                Err(error) => return Err(failed(error.to_string())),
-            };
-            tools.extend(page.tools.into_iter().map(OfferedTool::from));
-            cursor = page.next_cursor;
-            if cursor.is_none() {
-                return Ok(tools);
-            }
-        }
-        Err(SourceError::Request {
-            server: connection.label.clone(),
-            method: "tools/list",
-            message: format!("more than {MAX_PAGES} pages"),
-        })
+        self.shared.connection.list().await
     }
 
     /// Imports the tools `menu` names, and only those. An entry is refused (and the rest still
-    /// imported) when the server does not offer it, offers it twice, offers a definition other
-    /// than the pinned one (audited as `pin_mismatch`), or offers a schema that is not for an
-    /// object; a menu naming a tool twice has its second entry refused.
+    /// imported) when the server does not offer it (`not_offered`), offers it twice
+    /// (`ambiguous`), offers a definition other than the pinned one (`pin_mismatch`), or offers a
+    /// schema that is not for an object (`schema_invalid`); a menu naming a tool twice has its
+    /// second entry refused (`duplicate`). `ambiguous` and `pin_mismatch` are audited: they are
+    /// the server's doing. The rule is the one every later re-check applies, so a listing
+    /// refused here is refused there too.
     pub async fn import(&self, menu: &[ToolImport]) -> Result<Import, SourceError> {
-        let offered = self.offered().await?;
+        let shared = &self.shared;
+        let _one_listing_at_a_time = shared.relist.lock().await;
+        let listing = shared.connection.list().await?;
         let mut import = Import::default();
         for (index, entry) in menu.iter().enumerate() {
             let name = entry.name.as_str();
@@ -564,31 +641,18 @@ impl McpToolSource {
                 import.refused.push(refuse("duplicate", format!("`{name}` is on the menu twice")));
                 continue;
             }
-            let mut matching = offered.iter().filter(|tool| tool.name == name);
-            let tool = match (matching.next(), matching.next()) {
-                (Some(tool), None) => tool,
-                (None, _) => {
-                    let detail = format!("`{}` does not offer `{name}`", self.label());
-                    import.refused.push(refuse("not_offered", detail));
-                    continue;
-                }
-                (Some(_), Some(_)) => {
-                    let detail = format!("`{}` offers two tools named `{name}`", self.label());
-                    import.refused.push(refuse("ambiguous", detail));
+            let pin = entry.pin.as_deref();
+            let tool = match definition(&listing, name, pin) {
+                Ok(tool) => tool,
+                Err(refusal) => {
+                    if !matches!(refusal, Refusal::Absent) {
+                        shared.record_refusal(name, pin, &refusal, When::Import).await;
+                    }
+                    let detail = refusal.sentence(shared.label(), name, pin, When::Import);
+                    import.refused.push(refuse(refusal.code(When::Import), detail));
                     continue;
                 }
             };
-            if let Some(pin) = entry.pin.as_deref().filter(|pin| *pin != tool.digest) {
-                self.record_drift(name, pin, Some(&tool.digest), "import").await;
-                let detail = format!(
-                    "`{}` offers a definition of `{name}` other than the pinned one \
-                     (pinned {pin}, offered {})",
-                    self.label(),
-                    tool.digest
-                );
-                import.refused.push(refuse("pin_mismatch", detail));
-                continue;
-            }
             if tool.input_schema.get("type").and_then(Value::as_str) != Some("object") {
                 let detail = format!("the input schema of `{name}` is not for an object");
                 import.refused.push(refuse("schema_invalid", detail));
@@ -599,101 +663,329 @@ impl McpToolSource {
                 expected_digest: tool.digest.clone(),
                 withdrawn: Mutex::new(None),
             });
-            self.imported
+            shared
+                .imported
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(&imported));
             import.tools.push(Arc::new(McpTool {
                 spec: entry.spec(tool),
                 imported,
-                connection: Arc::clone(&self.connection),
+                source: Arc::clone(shared),
             }));
         }
         Ok(import)
     }
 
-    /// Lists the tools again and compares each imported tool with the definition it was imported
-    /// with (its pin). A changed definition withdraws the tool for good (every later call is
-    /// refused without reaching the server; import again after review) and is audited; a tool
-    /// missing from the list is reported but not withdrawn (the listing token may have expired;
-    /// the server still decides each call).
+    /// Lists the tools again now and holds each imported tool to the rule of import, against the
+    /// digest it was imported with (its pin): exactly one definition under its name, with that
+    /// digest. A changed (`pin_mismatch`), duplicated (`ambiguous`) or missing (`not_listed`)
+    /// definition withdraws the tool at once and for good, and is audited; the withdrawals are
+    /// returned, each once. The watcher runs the same check on `list_changed` and periodically.
+    ///
+    /// A re-list that fails is an error, audited, and retried at the next check; it leaves the
+    /// tools as they were until [`SourceOptions::relist_failure_limit`] re-lists in a row have
+    /// failed, or at once if the connection is closed: then every imported tool is withdrawn
+    /// `relist_failed` (and audited) before the error returns. A server that cannot be asked what
+    /// its tools are is not trusted to still run the ones imported.
     pub async fn refresh(&self) -> Result<Vec<Withdrawal>, SourceError> {
-        let offered = self.offered().await?;
-        let imported = self.imported.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut changes = Vec::new();
-        for tool in imported.iter().filter(|tool| tool.withdrawn().is_none()) {
-            let current = offered.iter().find(|offer| offer.name == tool.name);
-            match current {
-                None => changes.push(Withdrawal {
-                    tool: tool.name.clone(),
-                    code: "not_listed",
-                    expected_digest: tool.expected_digest.clone(),
-                    actual_digest: None,
-                }),
-                Some(offer) if offer.digest != tool.expected_digest => {
-                    tool.withdraw("pin_mismatch");
-                    self.record_drift(
-                        &tool.name,
-                        &tool.expected_digest,
-                        Some(&offer.digest),
-                        "refresh",
-                    )
-                    .await;
-                    changes.push(Withdrawal {
-                        tool: tool.name.clone(),
-                        code: "pin_mismatch",
-                        expected_digest: tool.expected_digest.clone(),
-                        actual_digest: Some(offer.digest.clone()),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(changes)
+        self.shared.recheck(When::Refresh).await
     }
 
-    /// Closes the connection now (and, for a command, ends the server process), even while
-    /// tools imported from it are still on a menu: their calls then fail as "server gone".
+    /// Closes the connection now (and, for a command, ends the server process), and stops the
+    /// watcher, even while tools imported from it are still on a menu: their calls then fail as
+    /// "server gone", and a later [`refresh`](Self::refresh) withdraws them (`relist_failed`).
     /// Dropping the source and every tool imported from it closes it too.
     pub fn close(&self) {
-        self.connection.service.cancellation_token().cancel();
-    }
-
-    async fn record_drift(&self, tool: &str, expected: &str, actual: Option<&str>, when: &str) {
-        let reason = Reason::new(
-            "pin_mismatch",
-            format!("MCP server `{}` changed the definition of `{tool}`", self.label()),
-        );
-        tracing::warn!(target: "audit", server = %self.label(), tool, expected, actual, when, "MCP tool definition drifted");
-        let Some(audit) = &self.audit else { return };
-        let mut event = AuditEvent::for_task(
-            &self.agent,
-            std::slice::from_ref(&self.agent),
-            &TaskId::new(format!("mcp-import:{}", self.label())),
-            Stage::Menu,
-            Verdict::Deny,
-        )
-        .with_reason(reason)
-        .with_detail(json!({
-            "server": self.label(),
-            "when": when,
-            "expected_digest": expected,
-            "actual_digest": actual,
-        }));
-        event.tool = Some(tool.to_owned());
-        event.guard = Some(PIN_CHECK.to_owned());
-        if let Err(error) = audit.record(event, Commit::Durable).await {
-            tracing::error!(target: "audit", %error, "an MCP pin drift was not recorded");
-        }
+        self.shared.stop.send_replace(true);
+        self.shared.connection.service.cancellation_token().cancel();
     }
 }
 
 impl fmt::Debug for McpToolSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpToolSource")
-            .field("server", &self.connection.label)
-            .field("carrier", &self.connection.carrier)
+            .field("server", &self.shared.connection.label)
+            .field("carrier", &self.shared.connection.carrier)
             .finish_non_exhaustive()
+    }
+}
+
+/// The one rule for a tool's definition, at import and at every re-check alike: the listing
+/// offers exactly one tool under `name`, and, when a digest is pinned, that tool has it.
+///
+/// ```text
+/// wrong: listing.iter().find(|tool| tool.name == name)   // the first of two passes the pin check,
+///                                                        // and the second may be what runs
+/// right: definition(&listing, name, pin)                 // two of one name are `ambiguous`
+/// ```
+fn definition<'a>(
+    listing: &'a [OfferedTool],
+    name: &str,
+    pin: Option<&str>,
+) -> Result<&'a OfferedTool, Refusal> {
+    let offers: Vec<&OfferedTool> = listing.iter().filter(|tool| tool.name == name).collect();
+    match offers.as_slice() {
+        [] => Err(Refusal::Absent),
+        [only] => match pin {
+            Some(pin) if pin != only.digest => {
+                Err(Refusal::Changed { digest: only.digest.clone() })
+            }
+            _ => Ok(only),
+        },
+        many => Err(Refusal::Ambiguous {
+            digests: many.iter().map(|tool| tool.digest.clone()).collect(),
+        }),
+    }
+}
+
+/// Why a tool is refused at import or withdrawn later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// Nothing is listed under its name.
+    Absent,
+    /// Two or more definitions are listed under its name.
+    Ambiguous { digests: Vec<String> },
+    /// One definition is listed, and it is not the pinned one.
+    Changed { digest: String },
+    /// The tools could not be listed at all (never a verdict of [`definition`]).
+    Unlisted { error: String },
+}
+
+/// What a listing was taken for: the audit events say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Import,
+    Refresh,
+    ListChanged,
+    Periodic,
+}
+
+impl When {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Import => "import",
+            Self::Refresh => "refresh",
+            Self::ListChanged => "list_changed",
+            Self::Periodic => "periodic",
+        }
+    }
+}
+
+impl Refusal {
+    fn code(&self, when: When) -> &'static str {
+        match (self, when) {
+            (Self::Absent, When::Import) => "not_offered",
+            (Self::Absent, _) => "not_listed",
+            (Self::Ambiguous { .. }, _) => "ambiguous",
+            (Self::Changed { .. }, _) => "pin_mismatch",
+            (Self::Unlisted { .. }, _) => "relist_failed",
+        }
+    }
+
+    /// A sentence for the operator (and the audit log): digests and the operator's own names
+    /// only, never the server's text.
+    fn sentence(&self, server: &str, tool: &str, pin: Option<&str>, when: When) -> String {
+        let pinned = pin.unwrap_or("none");
+        match self {
+            Self::Absent if when == When::Import => format!("`{server}` does not offer `{tool}`"),
+            Self::Absent => format!("`{server}` no longer lists `{tool}`"),
+            Self::Ambiguous { digests } => {
+                format!("`{server}` offers {} tools named `{tool}`", digests.len())
+            }
+            Self::Changed { digest } => format!(
+                "`{server}` offers a definition of `{tool}` other than the pinned one \
+                 (pinned {pinned}, offered {digest})"
+            ),
+            Self::Unlisted { .. } => {
+                format!(
+                    "`{server}` could not be asked for its tools again, so `{tool}` is unchecked"
+                )
+            }
+        }
+    }
+
+    fn offered_digests(&self) -> Vec<String> {
+        match self {
+            Self::Ambiguous { digests } => digests.clone(),
+            Self::Changed { digest } => vec![digest.clone()],
+            Self::Absent | Self::Unlisted { .. } => Vec::new(),
+        }
+    }
+}
+
+impl Shared {
+    fn label(&self) -> &str {
+        &self.connection.label
+    }
+
+    /// Lists the tools and holds every imported tool still in use to [`definition`], withdrawing
+    /// (and auditing) each that fails it; see [`McpToolSource::refresh`].
+    async fn recheck(&self, when: When) -> Result<Vec<Withdrawal>, SourceError> {
+        let mut failures = self.relist.lock().await;
+        let live: Vec<Arc<Imported>> = self
+            .imported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|tool| tool.withdrawn().is_none())
+            .cloned()
+            .collect();
+        // The watcher has nothing to check before an import; an explicit refresh still lists.
+        if live.is_empty() && when != When::Refresh {
+            return Ok(Vec::new());
+        }
+        let listing = match self.connection.list().await {
+            Ok(listing) => listing,
+            Err(error) => {
+                *failures = failures.saturating_add(1);
+                if self.connection.is_closed() || *failures >= self.relist_failure_limit {
+                    let refusal = Refusal::Unlisted { error: error.to_string() };
+                    for tool in &live {
+                        self.withdraw(tool, &refusal, when).await;
+                    }
+                } else {
+                    self.record_relist_error(&error, *failures, when).await;
+                }
+                return Err(error);
+            }
+        };
+        *failures = 0;
+        let mut withdrawals = Vec::new();
+        for tool in &live {
+            if let Err(refusal) = definition(&listing, &tool.name, Some(&tool.expected_digest)) {
+                withdrawals.extend(self.withdraw(tool, &refusal, when).await);
+            }
+        }
+        Ok(withdrawals)
+    }
+
+    /// Withdraws `tool` at once, then audits it; `None` if it was already withdrawn.
+    async fn withdraw(&self, tool: &Imported, refusal: &Refusal, when: When) -> Option<Withdrawal> {
+        let code = refusal.code(when);
+        let pin = Some(tool.expected_digest.as_str());
+        let sentence = refusal.sentence(self.label(), &tool.name, pin, when);
+        if !tool.withdraw(code, sentence) {
+            return None;
+        }
+        self.record_refusal(&tool.name, pin, refusal, when).await;
+        let offered_digests = refusal.offered_digests();
+        Some(Withdrawal {
+            tool: tool.name.clone(),
+            code,
+            expected_digest: tool.expected_digest.clone(),
+            actual_digest: match refusal {
+                Refusal::Changed { digest } => Some(digest.clone()),
+                _ => None,
+            },
+            offered_digests,
+        })
+    }
+
+    /// Audits a refusal at import or a withdrawal: a menu-stage denial of the tool whose reason
+    /// code says which rule it broke, with the pinned and offered digests.
+    async fn record_refusal(&self, tool: &str, pin: Option<&str>, refusal: &Refusal, when: When) {
+        let code = refusal.code(when);
+        let sentence = refusal.sentence(self.label(), tool, pin, when);
+        tracing::warn!(
+            target: "audit",
+            server = %self.label(), tool, code, pin, when = when.as_str(),
+            "an MCP tool definition was refused"
+        );
+        let error = match refusal {
+            Refusal::Unlisted { error } => Some(error.as_str()),
+            _ => None,
+        };
+        let actual = match refusal {
+            Refusal::Changed { digest } => Some(digest.as_str()),
+            _ => None,
+        };
+        let detail = json!({
+            "server": self.label(),
+            "when": when.as_str(),
+            "expected_digest": pin,
+            "actual_digest": actual,
+            "offered_digests": refusal.offered_digests(),
+            "error": error,
+        });
+        let mut event = self.event(Verdict::Deny, Reason::new(code, sentence), detail);
+        event.tool = Some(tool.to_owned());
+        self.commit(event).await;
+    }
+
+    /// Audits a re-list that failed and withdrew nothing (yet): it is retried at the next check.
+    async fn record_relist_error(&self, error: &SourceError, failures: u32, when: When) {
+        let limit = self.relist_failure_limit;
+        tracing::warn!(
+            target: "audit",
+            server = %self.label(), %error, failures, limit,
+            "an MCP re-list failed"
+        );
+        let sentence = format!(
+            "`{}` could not be asked for its tools again ({failures} of {limit} failures in a \
+             row before its tools are withdrawn)",
+            self.label()
+        );
+        let detail = json!({
+            "server": self.label(),
+            "when": when.as_str(),
+            "failures": failures,
+            "limit": limit,
+            "error": error.to_string(),
+        });
+        self.commit(self.event(Verdict::Failed, Reason::new("relist_error", sentence), detail))
+            .await;
+    }
+
+    fn event(&self, verdict: Verdict, reason: Reason, detail: Value) -> AuditEvent {
+        let mut event = AuditEvent::for_task(
+            &self.agent,
+            std::slice::from_ref(&self.agent),
+            &TaskId::new(format!("mcp-import:{}", self.label())),
+            Stage::Menu,
+            verdict,
+        )
+        .with_reason(reason)
+        .with_detail(detail);
+        event.guard = Some(PIN_CHECK.to_owned());
+        event
+    }
+
+    async fn commit(&self, event: AuditEvent) {
+        let Some(audit) = &self.audit else { return };
+        if let Err(error) = audit.record(event, Commit::Durable).await {
+            tracing::error!(target: "audit", %error, "an MCP pin check was not recorded");
+        }
+    }
+}
+
+/// Re-checks the imported tools whenever the server says its list changed and every `every`,
+/// until `close`, until nothing holds the source any more, or until the connection is closed.
+/// It holds the source only while a check runs.
+async fn watch_listing(
+    source: Weak<Shared>,
+    changed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let when = tokio::select! {
+            biased;
+            // `true` from `close`, or an error: the sender went with the last holder of `Shared`.
+            _ = stop.changed() => return,
+            () = changed.notified() => When::ListChanged,
+            _ = ticks.tick() => When::Periodic,
+        };
+        let Some(shared) = source.upgrade() else { return };
+        // A failure is audited (and, at the limit, withdraws) in `recheck`; the next check retries.
+        if let Err(error) = shared.recheck(when).await {
+            tracing::debug!(%error, "an MCP re-check failed");
+        }
+        if shared.connection.is_closed() {
+            return;
+        }
     }
 }
 
@@ -704,16 +996,29 @@ const PIN_CHECK: &str = "mcp_pin";
 struct Imported {
     name: String,
     expected_digest: String,
-    withdrawn: Mutex<Option<&'static str>>,
+    withdrawn: Mutex<Option<Withdrawn>>,
+}
+
+/// Why a tool was withdrawn: the code and the operator's sentence.
+#[derive(Debug, Clone)]
+struct Withdrawn {
+    code: &'static str,
+    sentence: String,
 }
 
 impl Imported {
-    fn withdrawn(&self) -> Option<&'static str> {
-        *self.withdrawn.lock().unwrap_or_else(PoisonError::into_inner)
+    fn withdrawn(&self) -> Option<Withdrawn> {
+        self.withdrawn.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn withdraw(&self, code: &'static str) {
-        *self.withdrawn.lock().unwrap_or_else(PoisonError::into_inner) = Some(code);
+    /// Withdraws the tool for good; the first reason stays. False if it was withdrawn already.
+    fn withdraw(&self, code: &'static str, sentence: String) -> bool {
+        let mut withdrawn = self.withdrawn.lock().unwrap_or_else(PoisonError::into_inner);
+        if withdrawn.is_some() {
+            return false;
+        }
+        *withdrawn = Some(Withdrawn { code, sentence });
+        true
     }
 }
 
@@ -721,7 +1026,7 @@ impl Imported {
 pub struct McpTool {
     spec: ToolSpec,
     imported: Arc<Imported>,
-    connection: Arc<Connection>,
+    source: Arc<Shared>,
 }
 
 impl McpTool {
@@ -732,7 +1037,7 @@ impl McpTool {
 
     /// The server's name in audit events and errors.
     pub fn server(&self) -> &str {
-        &self.connection.label
+        self.source.label()
     }
 }
 
@@ -740,7 +1045,7 @@ impl fmt::Debug for McpTool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpTool")
             .field("name", &self.spec.name)
-            .field("server", &self.connection.label)
+            .field("server", &self.source.label())
             .finish_non_exhaustive()
     }
 }
@@ -753,9 +1058,12 @@ impl Tool for McpTool {
 
     async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError> {
         let name = self.spec.name.as_str();
-        if let Some(code) = self.imported.withdrawn() {
+        // The pipeline refuses a withdrawn tool at the menu stage; this catches a withdrawal that
+        // came between that check and the call.
+        if let Some(withdrawn) = self.imported.withdrawn() {
             return Err(ToolError::Rejected(format!(
-                "`{name}` was withdrawn because its server changed it ({code}); it was not called"
+                "`{name}` was withdrawn ({}); it was not called",
+                withdrawn.code
             )));
         }
         // The server checks every call itself; a call without a credential of its own would only
@@ -777,7 +1085,8 @@ impl Tool for McpTool {
             let evidence = invocation.evidence.clone().into_iter().collect();
             meta.insert(META_EVIDENCE.to_owned(), Value::Object(evidence));
         }
-        match self.connection.carrier {
+        let connection = &self.source.connection;
+        match connection.carrier {
             Carrier::Meta => {
                 meta.insert(META_TOKEN.to_owned(), Value::String(credential.expose().to_owned()));
             }
@@ -785,14 +1094,23 @@ impl Tool for McpTool {
                 request.extensions.insert(CallBearer(credential.clone()));
             }
         }
-        match self.connection.send(ClientRequest::CallToolRequest(request), Some(meta)).await {
+        match connection.send(ClientRequest::CallToolRequest(request), Some(meta)).await {
             Ok(ServerResult::CallToolResult(result)) => self.output(result),
             Ok(_) => Err(ToolError::Internal(format!(
                 "`{}` answered a call of `{name}` with something other than a tool result",
-                self.connection.label
+                connection.label
             ))),
-            Err(error) => Err(self.connection.failure(name, self.spec.effect, &error)),
+            Err(error) => Err(connection.failure(name, self.spec.effect, &error)),
         }
+    }
+
+    /// The withdrawal's code and sentence, once the server changed, duplicated or dropped the
+    /// definition, or could no longer be listed: the pipeline then refuses every call at the
+    /// menu stage (`tool_withdrawn`).
+    fn withdrawn(&self) -> Option<String> {
+        self.imported
+            .withdrawn()
+            .map(|withdrawn| format!("{}: {}", withdrawn.code, withdrawn.sentence))
     }
 }
 
@@ -818,7 +1136,7 @@ impl McpTool {
             }
             return Err(ToolError::Internal(format!(
                 "`{}` reported a failure: {text}",
-                self.connection.label
+                self.source.connection.label
             )));
         }
         match refusal_code(&result) {
@@ -827,13 +1145,57 @@ impl McpTool {
             ))),
             None => Err(ToolError::Internal(format!(
                 "`{}` reported an error: {text}",
-                self.connection.label
+                self.source.connection.label
             ))),
         }
     }
 }
 
 impl Connection {
+    /// Whether the connection is closed: cancelled here, or its transport gone.
+    fn is_closed(&self) -> bool {
+        self.service.is_closed() || self.service.peer().is_transport_closed()
+    }
+
+    /// The tools the server offers to this connection's token, every page of them.
+    async fn list(&self) -> Result<Vec<OfferedTool>, SourceError> {
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let request = ClientRequest::ListToolsRequest(ListToolsRequest {
+                method: Default::default(),
+                params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
+                extensions: Default::default(),
+            });
+            let meta = match self.carrier {
+                Carrier::Meta => Some(token_meta(&self.token)),
+                Carrier::Bearer => None,
+            };
+            let page = match self.send(request, meta).await {
+                Ok(ServerResult::ListToolsResult(page)) => page,
+                Ok(_) => return Err(self.list_failed("an answer that is not a tool list")),
+                Err(_) if self.is_closed() => {
+                    return Err(SourceError::Closed { server: self.label.clone() });
+                }
+                Err(error) => return Err(self.list_failed(&error.to_string())),
+            };
+            tools.extend(page.tools.into_iter().map(OfferedTool::from));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok(tools);
+            }
+        }
+        Err(self.list_failed(&format!("more than {MAX_PAGES} pages")))
+    }
+
+    fn list_failed(&self, message: &str) -> SourceError {
+        SourceError::Request {
+            server: self.label.clone(),
+            method: "tools/list",
+            message: message.to_owned(),
+        }
+    }
+
     /// Sends one request and waits for its answer, bounded by the call timeout. rmcp enforces the
     /// timeout (and tells the server to cancel); the outer bound only guards against a request
     /// that cannot even be queued.
@@ -842,7 +1204,7 @@ impl Connection {
         request: ClientRequest,
         meta: Option<RequestMetaObject>,
     ) -> Result<ServerResult, ServiceError> {
-        if self.service.is_closed() {
+        if self.is_closed() {
             return Err(ServiceError::TransportClosed);
         }
         let mut options = PeerRequestOptions::with_timeout(self.call_timeout);

@@ -15,7 +15,10 @@
 //!   URL) and imports only the tools a menu names, as [`McpTool`]s. Their scope, effect class and
 //!   trust come from the menu, never from the server; a tool can be pinned to a digest of its
 //!   definition ([`pin_digest`]), and a server that changes a pinned definition is refused and
-//!   audited. Each call forwards the invocation's own credential and is bounded by a timeout.
+//!   audited. The definition stays pinned for the whole session: on the server's `list_changed`
+//!   and periodically the tools are listed again, and one that was changed, duplicated or
+//!   dropped is withdrawn, so the pipeline refuses its calls. Each call forwards the
+//!   invocation's own credential and is bounded by a timeout.
 //!
 //! [`sample`] holds three small tools (a read, an irreversible refund, an email) that exercise
 //! each path; the tests, the benchmark and the `support-desk-mcp` binary use them until the

@@ -57,12 +57,8 @@ fn pipeline(dir: &Path, name: &str, fsync: Fsync) -> Arc<Pipeline> {
 }
 
 async fn one_call(pipeline: &Pipeline, ctx: &CallContext, n: u64) {
-    let request = CallRequest {
-        id: format!("c{n}").as_str().into(),
-        tool: "lookup_order".into(),
-        input: json!({"order_id": "#W2611340"}),
-        stated_reason: String::new(),
-    };
+    let request = CallRequest::new("lookup_order", json!({"order_id": "#W2611340"}))
+        .proposed_as(format!("c{n}"));
     let authorized =
         pipeline.authorize(&request, ctx).await.unwrap_or_else(|d| unreachable!("{d}"));
     black_box(pipeline.menu().invoke(authorized).await.unwrap_or_else(|e| unreachable!("{e}")));

@@ -51,7 +51,8 @@ pub trait CallCredentials: Send + Sync {
 /// delegation chain. Asking for anything wider than the parent holds is an error.
 pub trait Delegator: Send + Sync {
     /// A credential for `subagent`, working on `task`, holding only `scopes`, derived from
-    /// `parent`.
+    /// `parent`. It names the tasks the sub-task serves (the parent's task and those it serves),
+    /// so a tool server's budgets roll the sub-task's spend up to them.
     fn attenuate(
         &self,
         parent: &Credential,

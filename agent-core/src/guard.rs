@@ -27,6 +27,7 @@
 
 use crate::credential::Credential;
 use crate::ids::{AgentId, CallId, TaskId};
+use crate::tally::TaskTally;
 use crate::tool::ToolSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,6 +53,15 @@ pub trait Guard: Send + Sync {
     /// task's identity but not its evidence (key a reservation by task and call, not by what the
     /// task read). The default does nothing.
     fn release(&self, _call: &ProposedCall<'_>, _ctx: &CallContext) {}
+
+    /// Checks again what may have changed while the call waited for a human (a token that
+    /// expired or was revoked, a task that ended): called after an approval wait, before the
+    /// intent record, on every guard that let the call through. It must not reserve anything (the
+    /// reservation of [`Guard::check`] still stands, and is released if this refuses). The
+    /// default finds nothing changed.
+    fn recheck(&self, _call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
+        Decision::Allow
+    }
 }
 
 /// A guard's verdict on one call.
@@ -107,8 +117,13 @@ impl Reason {
 /// The call a guard is asked about. The input has already passed the tool's schema.
 #[derive(Debug, Clone, Copy)]
 pub struct ProposedCall<'a> {
-    /// The call's id.
+    /// The call's id, minted by the runtime: what guards key reservations on.
     pub id: &'a CallId,
+    /// The id the proposer gave the call (the model's `tool_use` id), if any: an attribute, never
+    /// a key.
+    pub proposer_id: Option<&'a str>,
+    /// Whether the proposer gave an id it had already given another call of this task.
+    pub proposer_id_repeated: bool,
     /// The declaration of the tool called.
     pub spec: &'a ToolSpec,
     /// The arguments.
@@ -138,29 +153,12 @@ pub struct CallContext {
     pub calls_made: u32,
     /// The task's credential, for the credential guard to verify. Never logged.
     pub credential: Option<Credential>,
-    /// The approvals this task has asked for so far, and the ones a human refused.
-    pub approvals: ApprovalHistory,
-}
-
-/// What a task has asked of its reviewers so far: how many requests, and which calls a human
-/// (or the clock) said no to. A reviewer asked a sixteenth time says yes without reading, so the
-/// pipeline caps the requests per task and never asks again about what was refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApprovalHistory {
-    /// Approval requests put to a reviewer, whatever the answer.
-    pub asked: u32,
-    /// The calls refused by a reviewer: the tool and the record it touched.
-    pub refused: Vec<RefusedApproval>,
-}
-
-/// A call a reviewer refused: later calls of the same tool on the same record are refused
-/// without asking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusedApproval {
-    /// The tool.
-    pub tool: String,
-    /// The record the call touched (the value of the tool's resource argument), if any.
-    pub resource: Option<String>,
+    /// The tasks this one serves, root first, when it was delegated (empty for a root task):
+    /// budgets count its spend against each of them too.
+    pub serves: Vec<TaskId>,
+    /// What this task and every task sharing its tally (its parent, its helpers) have asked of
+    /// reviewers, been refused, and proposed: shared, so delegation multiplies no allowance.
+    pub tally: TaskTally,
 }
 
 /// One piece of what a task has seen, and what it is worth as evidence for later calls.
@@ -219,8 +217,14 @@ impl CallContext {
             evidence: Vec::new(),
             calls_made: 0,
             credential: None,
-            approvals: ApprovalHistory::default(),
+            serves: Vec::new(),
+            tally: TaskTally::new(),
         }
+    }
+
+    /// The task the whole piece of work started as: the root this one serves, or itself.
+    pub fn root_task(&self) -> &TaskId {
+        self.serves.first().unwrap_or(&self.task)
     }
 
     /// Whether untrusted content is in the conversation (the task is tainted).

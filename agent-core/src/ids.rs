@@ -45,6 +45,30 @@ identifier!(
     TaskId
 );
 identifier!(
-    /// One tool call, as numbered by the model (`tool_use` id).
+    /// One tool call, as numbered by the runtime: [`Pipeline::authorize`](crate::Pipeline::authorize)
+    /// mints one for every call it is asked about ([`CallId::mint`]). The model's own `tool_use`
+    /// id is never one of these: it is text the model wrote, kept only to answer the model and as
+    /// a recorded attribute. Budgets, approvals, per-call tokens, idempotency and the audit's
+    /// grouping all key on this id, so a model repeating an id gains nothing.
     CallId
 );
+
+impl CallId {
+    /// A new id, unique across runs and processes: `call-` and a [`unique_suffix`].
+    pub fn mint() -> Self {
+        Self(format!("call-{}", unique_suffix()))
+    }
+}
+
+/// Text no other call of this function returns, in this process or (with overwhelming
+/// probability) any other: the time in milliseconds, the process id, a count of the ids this
+/// process made, and 32 random bits, in hex. Ids the runtime keys on are made of it, never of
+/// anything the model or a tool chose.
+pub fn unique_suffix() -> String {
+    static MINTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    let count = MINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{millis:x}-{:x}-{count:x}-{:08x}", std::process::id(), fastrand::u32(..))
+}

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod menu;
 pub mod model;
 pub mod pipeline;
+pub mod tally;
 pub mod tool;
 mod unwind;
 
@@ -24,6 +25,7 @@ pub use ids::{AgentId, CallId, TaskId};
 pub use menu::ToolMenu;
 pub use model::{Model, ModelRequest, ModelResponse};
 pub use pipeline::{Authorized, Denied, Pipeline};
+pub use tally::{ApprovalHistory, Proposal, RefusedApproval, TaskTally};
 pub use tool::{
     Derivation, EffectClass, FieldPath, MoneyMoved, Scope, Tool, ToolError, ToolName, ToolOutput,
     ToolSpec,

@@ -112,9 +112,23 @@ impl ToolMenu {
                 "the call was authorized for another menu and was not run".to_owned(),
             ));
         }
-        let Authorized { tool, input, invocation, audit, outcome_event, on_rejection, .. } =
-            authorized;
+        let Authorized {
+            tool,
+            input,
+            invocation,
+            audit,
+            outcome_event,
+            on_rejection,
+            max_output_bytes,
+            ..
+        } = authorized;
         let result = match catch_panic(tool.call(input, &invocation)).await {
+            Ok(Ok(output)) if output.content.len() > max_output_bytes => {
+                Err(ToolError::OutputTooLarge {
+                    bytes: output.content.len(),
+                    limit: max_output_bytes,
+                })
+            }
             Ok(result) => result,
             Err(panic) => Err(ToolError::Internal(format!("the tool panicked: {panic}"))),
         };
@@ -130,6 +144,7 @@ impl ToolMenu {
                     match error {
                         ToolError::Rejected(_) => "tool_rejected",
                         ToolError::Internal(_) => "tool_failed",
+                        ToolError::OutputTooLarge { .. } => "output_too_large",
                     },
                     error.to_string(),
                 )],

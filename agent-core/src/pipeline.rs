@@ -24,6 +24,7 @@ use crate::credential::CallCredentials;
 use crate::guard::{ApprovalNeed, CallContext, Decision, Guard, ProposedCall, Reason};
 use crate::ids::CallId;
 use crate::menu::ToolMenu;
+use crate::tally::{Proposal, RefusedApproval};
 use crate::tool::{Invocation, Tool, ToolName, ToolSpec};
 use crate::unwind::{catch_panic, describe};
 use async_trait::async_trait;
@@ -44,6 +45,7 @@ pub struct Pipeline {
     notary: Option<Arc<dyn ApprovalNotary>>,
     spent_approvals: Mutex<HashSet<String>>,
     max_approvals_per_task: u32,
+    sizes: SizeLimits,
 }
 
 /// How many approval requests one task may put to a reviewer unless the operator says otherwise.
@@ -51,17 +53,63 @@ pub struct Pipeline {
 /// refused (`approval_limit`) instead of asked.
 pub const DEFAULT_MAX_APPROVALS_PER_TASK: u32 = 3;
 
-/// A tool call as the model proposed it: nothing in it is trusted yet.
+/// A tool call as the model proposed it: nothing in it is trusted yet, its id included.
+///
+/// It carries no [`CallId`]: the pipeline mints one at its door for every request, so nothing the
+/// proposer wrote can name, collide with or release another call's reservation, approval or
+/// token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRequest {
-    /// The model's id for the call.
-    pub id: CallId,
+    /// The id the proposer gave the call (the model's `tool_use` id, or a remote caller's call
+    /// id): kept to answer the proposer and recorded as an attribute, never keyed on.
+    pub proposer_id: Option<String>,
     /// The tool name the model used (maybe not a tool on the menu, maybe not a valid name).
     pub tool: String,
     /// The arguments, unvalidated.
     pub input: Value,
     /// The model's text in the same turn.
     pub stated_reason: String,
+}
+
+impl CallRequest {
+    /// A request to call `tool` with `input`, with no proposer id and no stated reason.
+    pub fn new(tool: impl Into<String>, input: Value) -> Self {
+        Self { proposer_id: None, tool: tool.into(), input, stated_reason: String::new() }
+    }
+
+    /// The id the proposer gave the call.
+    #[must_use]
+    pub fn proposed_as(mut self, id: impl Into<String>) -> Self {
+        self.proposer_id = Some(id.into());
+        self
+    }
+
+    /// What the proposer said in the turn that made the call.
+    #[must_use]
+    pub fn stated_reason(mut self, reason: impl Into<String>) -> Self {
+        self.stated_reason = reason.into();
+        self
+    }
+}
+
+/// Limits on the size of what a call carries, so a MiB of argument cannot cost seconds of
+/// checks and megabytes of audit log, nor a tool's answer be re-sent to the model every turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// The most bytes of a call's arguments (canonical JSON); past it the call is refused at the
+    /// schema stage (`input_too_large`) and its arguments are not logged.
+    pub max_input_bytes: usize,
+    /// The most bytes of a tool's output; past it the output is withheld from the model (the
+    /// call has run; its outcome records `output_too_large`).
+    pub max_output_bytes: usize,
+}
+
+impl Default for SizeLimits {
+    /// 64 KiB of arguments and 256 KiB of output: far above any honest call of the demo's tools,
+    /// far below what makes a call slow or a conversation huge.
+    fn default() -> Self {
+        Self { max_input_bytes: 64 * 1024, max_output_bytes: 256 * 1024 }
+    }
 }
 
 /// A call that passed every check. Only [`Pipeline::authorize`] makes one, and only
@@ -78,6 +126,7 @@ pub struct Authorized {
     approval_wait: Option<Duration>,
     intent_seq: u64,
     pub(crate) on_rejection: Release,
+    pub(crate) max_output_bytes: usize,
 }
 
 /// What to undo if the tool itself refuses the call it was authorized for: the guards that
@@ -85,6 +134,7 @@ pub struct Authorized {
 pub(crate) struct Release {
     guards: Vec<Arc<dyn Guard>>,
     call_id: CallId,
+    proposer_id: Option<String>,
     spec: ToolSpec,
     input: Value,
     args_digest: String,
@@ -97,6 +147,9 @@ impl Release {
     pub(crate) fn run(self) {
         let call = ProposedCall {
             id: &self.call_id,
+            proposer_id: self.proposer_id.as_deref(),
+            // Only reservations are undone here, and they key on the runtime's id.
+            proposer_id_repeated: false,
             spec: &self.spec,
             input: &self.input,
             args_digest: &self.args_digest,
@@ -163,8 +216,10 @@ impl std::fmt::Debug for Authorized {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("call `{call_id}` to `{tool}` denied at {stage:?}: {reason:?}")]
 pub struct Denied {
-    /// The call.
+    /// The call, by the runtime's id.
     pub call_id: CallId,
+    /// The id the proposer gave it, if any.
+    pub proposer_id: Option<String>,
     /// The tool as the model named it.
     pub tool: String,
     /// The stage that refused.
@@ -208,6 +263,7 @@ impl Pipeline {
             notary: None,
             spent_approvals: Mutex::default(),
             max_approvals_per_task: DEFAULT_MAX_APPROVALS_PER_TASK,
+            sizes: SizeLimits::default(),
         }
     }
 
@@ -225,7 +281,20 @@ impl Pipeline {
             notary: self.notary.clone(),
             spent_approvals: Mutex::default(),
             max_approvals_per_task: self.max_approvals_per_task,
+            sizes: self.sizes,
         }
+    }
+
+    /// Sets the size limits on what calls carry (see [`SizeLimits`]).
+    #[must_use]
+    pub fn with_size_limits(mut self, sizes: SizeLimits) -> Self {
+        self.sizes = sizes;
+        self
+    }
+
+    /// The size limits on what calls carry.
+    pub fn size_limits(&self) -> SizeLimits {
+        self.sizes
     }
 
     /// Sets how many approval requests one task may make (see
@@ -282,24 +351,51 @@ impl Pipeline {
         request: &CallRequest,
         ctx: &CallContext,
     ) -> Result<Authorized, Denied> {
-        let digest = canonical::digest(&request.input);
-        let record = Recorder::new(&self.audit, request, ctx, &digest);
+        // The door: the call gets the runtime's id, and the tally counts it.
+        let call_id = CallId::mint();
+        let proposal = ctx.tally.propose(request.proposer_id.as_deref());
+        let canonical = canonical::to_canonical_string(&request.input);
+        let oversized = canonical.len() > self.sizes.max_input_bytes;
+        let digest = canonical::sha256_hex(canonical.as_bytes());
+        drop(canonical);
+        let record = Recorder::new(&self.audit, request, &call_id, ctx, &digest, oversized);
 
         // 1. Menu.
         let Some(entry) = self.menu.entry(&request.tool) else {
             let detail = format!("`{}` is not on the agent's menu", record.tool_name);
-            return Err(record.deny(Stage::Menu, None, Reason::new("unknown_tool", detail)).await);
+            return Err(record
+                .deny_with(
+                    Stage::Menu,
+                    None,
+                    Reason::new("unknown_tool", detail),
+                    record.door(proposal),
+                )
+                .await);
         };
         if let Some(why) = entry.tool.withdrawn() {
             let detail = format!("`{}` was withdrawn: {why}", record.tool_name);
             return Err(record
-                .deny(Stage::Menu, None, Reason::new("tool_withdrawn", detail))
+                .deny_with(
+                    Stage::Menu,
+                    None,
+                    Reason::new("tool_withdrawn", detail),
+                    record.door(proposal),
+                )
                 .await);
         }
-        record.verdict(Stage::Menu, None, Verdict::Allow, Vec::new()).await?;
+        record.guard_verdict_at(Stage::Menu, None, Verdict::Allow, record.door(proposal)).await?;
         let spec = entry.tool.spec();
 
-        // 2. Schema.
+        // 2. Schema, after the size: nothing larger than the limit is parsed further or logged.
+        if oversized {
+            let detail = format!(
+                "the arguments are larger than {} bytes, the most a call may carry",
+                self.sizes.max_input_bytes
+            );
+            return Err(record
+                .deny(Stage::Schema, None, Reason::new("input_too_large", detail))
+                .await);
+        }
         let errors: Vec<String> =
             entry.validator.iter_errors(&request.input).take(3).map(|e| e.to_string()).collect();
         if !errors.is_empty() {
@@ -312,7 +408,9 @@ impl Pipeline {
 
         // 3. Guards, in order; the first denial stops the call.
         let proposed = ProposedCall {
-            id: &request.id,
+            id: &call_id,
+            proposer_id: request.proposer_id.as_deref(),
+            proposer_id_repeated: proposal.proposer_id_repeated,
             spec,
             input: &request.input,
             args_digest: &digest,
@@ -355,12 +453,48 @@ impl Pipeline {
         let approval = if needs.is_empty() {
             None
         } else {
-            if let Some(reason) = self.approval_limit_reached(ctx) {
+            if let Err(asked) = ctx.tally.reserve_approval(self.max_approvals_per_task) {
+                let reason = approval_limit(asked);
                 return Err(record.deny(Stage::Approval, None, reason).await);
             }
             let tool = spec.name.clone();
-            Some(self.ask_approval(&record, request, ctx, tool, needs, evidence.clone()).await?)
+            let asking = self.ask_approval(&record, request, ctx, tool, needs, evidence.clone());
+            match asking.await {
+                Ok(granted) => Some(granted),
+                Err(denied) => {
+                    // A reviewer's no (or silence) sticks for the rest of the task and every task
+                    // sharing its tally.
+                    ctx.tally.record_refusal(RefusedApproval {
+                        tool: spec.name.to_string(),
+                        resource: resource_of(spec, &request.input),
+                    });
+                    return Err(denied);
+                }
+            }
         };
+
+        // What may have changed while the call waited for a human (the task's token expired or
+        // was revoked, the task ended) is checked again before anything is recorded as running.
+        if let Some((_, waited)) = &approval {
+            for guard in &passed.guards {
+                let decision = catch_unwind(AssertUnwindSafe(|| guard.recheck(&proposed, ctx)))
+                    .unwrap_or_else(|panic| {
+                        Decision::Deny(Reason::new(
+                            "guard_failed",
+                            format!(
+                                "guard `{}` panicked: {}",
+                                guard.name(),
+                                describe(panic.as_ref())
+                            ),
+                        ))
+                    });
+                if let Decision::Deny(reason) = decision {
+                    let detail = json!({ "after_approval_wait_ms": waited.as_millis() });
+                    let denied = record.deny_with(Stage::Guard, Some(guard.name()), reason, detail);
+                    return Err(waited_denial(denied.await, *waited));
+                }
+            }
+        }
 
         // The call's own credential, minted only now that the call is allowed.
         let credential = match &self.call_credentials {
@@ -396,7 +530,7 @@ impl Pipeline {
             tool: Arc::clone(&entry.tool),
             input: request.input.clone(),
             invocation: Invocation {
-                call_id: request.id.clone(),
+                call_id: call_id.clone(),
                 task: ctx.task.clone(),
                 agent: ctx.agent.clone(),
                 args_digest: digest.clone(),
@@ -410,27 +544,15 @@ impl Pipeline {
             intent_seq,
             on_rejection: Release {
                 guards,
-                call_id: request.id.clone(),
+                call_id: call_id.clone(),
+                proposer_id: request.proposer_id.clone(),
                 spec: spec.clone(),
                 input: request.input.clone(),
                 args_digest: digest.clone(),
                 stated_reason: request.stated_reason.clone(),
                 ctx: released_context(ctx),
             },
-        })
-    }
-
-    /// Why a call that needs a human is refused without asking one: the task has used up its
-    /// approval requests (a reviewer asked many times a ticket stops reading).
-    fn approval_limit_reached(&self, ctx: &CallContext) -> Option<Reason> {
-        (ctx.approvals.asked >= self.max_approvals_per_task).then(|| {
-            Reason::new(
-                "approval_limit",
-                format!(
-                    "this task already asked for {} approvals, the most it may ask",
-                    ctx.approvals.asked
-                ),
-            )
+            max_output_bytes: self.sizes.max_output_bytes,
         })
     }
 
@@ -448,14 +570,14 @@ impl Pipeline {
     ) -> Result<(ApprovalGrant, Duration), Denied> {
         let expires_at = time::OffsetDateTime::now_utc() + self.approval_timeout;
         let approval_request = ApprovalRequest {
-            id: format!("{}/{}", ctx.task, request.id),
+            id: format!("{}/{}", ctx.task, record.call_id),
             tool: tool.clone(),
             args: request.input.clone(),
             args_digest: record.digest.to_owned(),
             agent: ctx.agent.clone(),
             chain: ctx.chain.clone(),
             task: ctx.task.clone(),
-            call_id: request.id.clone(),
+            call_id: record.call_id.clone(),
             on_behalf_of: ctx.on_behalf_of.clone(),
             stated_reason: request.stated_reason.clone(),
             needs,
@@ -580,8 +702,19 @@ fn released_context(ctx: &CallContext) -> CallContext {
         evidence: Vec::new(),
         calls_made: ctx.calls_made,
         credential: ctx.credential.clone(),
-        approvals: ctx.approvals.clone(),
+        serves: ctx.serves.clone(),
+        tally: ctx.tally.clone(),
     }
+}
+
+/// Why a call that needs a human is refused without asking one: the task (with every task
+/// sharing its tally) has used up its approval requests; a reviewer asked many times a ticket
+/// stops reading.
+fn approval_limit(asked: u32) -> Reason {
+    Reason::new(
+        "approval_limit",
+        format!("this task already asked for {asked} approvals, the most it may ask"),
+    )
 }
 
 /// Why a call is refused because a reviewer already said no (or nothing) to this tool on this
@@ -589,12 +722,7 @@ fn released_context(ctx: &CallContext) -> CallContext {
 /// no human is the same request in other clothes.
 fn refused_earlier(spec: &ToolSpec, request: &CallRequest, ctx: &CallContext) -> Option<Reason> {
     let resource = resource_of(spec, &request.input);
-    let refused_before = ctx
-        .approvals
-        .refused
-        .iter()
-        .any(|refusal| refusal.tool == spec.name.as_str() && refusal.resource == resource);
-    refused_before.then(|| {
+    ctx.tally.was_refused(spec.name.as_str(), resource.as_deref()).then(|| {
         let on = resource.map(|id| format!(" on `{id}`")).unwrap_or_default();
         Reason::new(
             "refused_earlier",
@@ -674,20 +802,25 @@ impl Drop for Passed<'_, '_> {
 struct Recorder<'a> {
     audit: &'a AuditLog,
     request: &'a CallRequest,
+    call_id: &'a CallId,
     ctx: &'a CallContext,
     digest: &'a str,
     tool_name: String,
+    /// The arguments are over the size limit: they are not copied into the log.
+    oversized: bool,
 }
 
 impl<'a> Recorder<'a> {
     fn new(
         audit: &'a AuditLog,
         request: &'a CallRequest,
+        call_id: &'a CallId,
         ctx: &'a CallContext,
         digest: &'a str,
+        oversized: bool,
     ) -> Self {
         let tool_name: String = request.tool.chars().take(MAX_LOGGED_NAME).collect();
-        Self { audit, request, ctx, digest, tool_name }
+        Self { audit, request, call_id, ctx, digest, tool_name, oversized }
     }
 
     fn event(
@@ -702,16 +835,49 @@ impl<'a> Recorder<'a> {
             agent: self.ctx.agent.clone(),
             chain: self.ctx.chain.clone(),
             task: self.ctx.task.clone(),
-            call_id: Some(self.request.id.clone()),
+            call_id: Some(self.call_id.clone()),
             tool: Some(self.tool_name.clone()),
             stage,
             guard: guard.map(str::to_owned),
             verdict,
             reasons,
             args_digest: Some(self.digest.to_owned()),
-            args: Some(self.request.input.clone()),
+            args: (!self.oversized).then(|| self.request.input.clone()),
             detail: Value::Null,
         }
+    }
+
+    /// What the first event of a call records about how it came in: the id its proposer gave
+    /// it (an attribute, shortened and never keyed on), whether that id repeats an earlier
+    /// call's, and the tasks it serves.
+    fn door(&self, proposal: Proposal) -> Value {
+        let proposer_id = self
+            .request
+            .proposer_id
+            .as_ref()
+            .map(|id| id.chars().take(MAX_LOGGED_NAME).collect::<String>());
+        let mut door = json!({
+            "proposer_id": proposer_id,
+            "proposer_id_repeated": proposal.proposer_id_repeated,
+            "calls_before": proposal.calls_before,
+        });
+        if !self.ctx.serves.is_empty() {
+            door["serves"] = json!(self.ctx.serves);
+        }
+        door
+    }
+
+    /// Records a passing verdict of a stage with its explanation.
+    async fn guard_verdict_at(
+        &self,
+        stage: Stage,
+        guard: Option<&str>,
+        verdict: Verdict,
+        detail: Value,
+    ) -> Result<(), Denied> {
+        let mut event = self.event(stage, guard, verdict, Vec::new());
+        event.detail = detail;
+        self.commit(event).await
     }
 
     /// Records a guard's passing verdict with its explanation.
@@ -773,7 +939,8 @@ impl<'a> Recorder<'a> {
 
     fn denied(&self, stage: Stage, guard: Option<&str>, reason: Reason) -> Denied {
         Denied {
-            call_id: self.request.id.clone(),
+            call_id: self.call_id.clone(),
+            proposer_id: self.request.proposer_id.clone(),
             tool: self.tool_name.clone(),
             stage,
             guard: guard.map(str::to_owned),

@@ -411,6 +411,23 @@ pub struct Invocation {
     pub evidence: std::collections::BTreeMap<String, Value>,
 }
 
+impl Invocation {
+    /// An invocation of call `call_id` in `task` by `agent` with arguments of `args_digest`, with
+    /// no credential and no evidence: for testing a tool (its retries, its own rules) or for a
+    /// tool server calling its tools outside a pipeline. It authorizes nothing: the tool's own
+    /// checks (a per-call token, say) still decide.
+    pub fn new(call_id: CallId, task: TaskId, agent: AgentId, args_digest: String) -> Self {
+        Self {
+            call_id,
+            task,
+            agent,
+            args_digest,
+            credential: None,
+            evidence: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
 /// What a tool returns to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolOutput {
@@ -441,6 +458,15 @@ pub enum ToolError {
     /// goes to the audit log.
     #[error("internal tool failure: {0}")]
     Internal(String),
+    /// The tool ran, but its output was larger than the runtime passes on, so it was withheld
+    /// from the model (the pipeline's [`SizeLimits`](crate::pipeline::SizeLimits)).
+    #[error("the output of {bytes} bytes is over the limit of {limit} bytes and was withheld")]
+    OutputTooLarge {
+        /// The output's size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl ToolError {
@@ -449,6 +475,10 @@ impl ToolError {
         match self {
             Self::Rejected(message) => message.clone(),
             Self::Internal(_) => "the tool failed; the failure was logged".to_owned(),
+            Self::OutputTooLarge { bytes, limit } => format!(
+                "the tool ran, but its output ({bytes} bytes) is larger than the {limit} bytes the \
+                 runtime passes on, so it was withheld; do not call it again to see it"
+            ),
         }
     }
 }

@@ -482,13 +482,35 @@ fn sixteen_refunds() -> Arc<ScriptedModel> {
     Arc::new(ScriptedModel::new(vec![ScriptedTurn::tools(calls), ScriptedTurn::text("done")]))
 }
 
-/// The reason code of each refused call of a report, in order.
+/// The runtime's id of the call the model numbered `model_call_id` (what the audit log and the
+/// approvals name).
+fn runtime_id(report: &agent_core::TaskReport, model_call_id: &str) -> String {
+    let call = report.calls.iter().find(|call| call.model_call_id == model_call_id);
+    call.unwrap_or_else(|| panic!("no call {model_call_id}")).call_id.to_string()
+}
+
+/// What a reviewer was asked, with each call named by the model's id for it.
+fn asked_by_model_id(
+    approver: &CountingApprover,
+    report: &agent_core::TaskReport,
+) -> Vec<(String, String, String)> {
+    approver
+        .asked()
+        .into_iter()
+        .filter_map(|(task, runtime, order)| {
+            let call = report.calls.iter().find(|call| call.call_id.as_str() == runtime)?;
+            Some((task, call.model_call_id.clone(), order))
+        })
+        .collect()
+}
+
+/// The reason code of each refused call of a report, by the model's id, in order.
 fn refusals(report: &agent_core::TaskReport) -> Vec<(String, Stage, String)> {
     report
         .denied()
         .map(|call| match &call.outcome {
             CallOutcome::Denied(denied) => {
-                (call.call_id.to_string(), denied.stage, denied.reason.code.clone())
+                (call.model_call_id.clone(), denied.stage, denied.reason.code.clone())
             }
             _ => unreachable!(),
         })
@@ -517,7 +539,7 @@ async fn a_task_puts_at_most_three_calls_to_a_reviewer_and_refuses_the_rest_unas
         assert_eq!(*call_id, format!("toolu_scripted_{n}"));
         assert_eq!((*stage, code.as_str()), (Stage::Approval, "approval_limit"), "call {n}");
         // On record at the approval stage, and never as an intent to run.
-        let verdicts = verdicts_for(&events, call_id);
+        let verdicts = verdicts_for(&events, &runtime_id(&report, call_id));
         assert!(
             verdicts.contains(&(
                 Stage::Approval,
@@ -576,7 +598,7 @@ async fn a_reviewers_no_sticks_to_the_tool_and_record_for_the_rest_of_the_task()
     let report = agent(model, &desk.pipeline, TaskLimits::default()).run(ticket("refund")).await;
 
     assert_eq!(
-        approver.asked(),
+        asked_by_model_id(&approver, &report),
         [
             ("ticket-7".to_owned(), "toolu_scripted_1".to_owned(), "#W1".to_owned()),
             ("ticket-7".to_owned(), "toolu_scripted_3".to_owned(), "#W2".to_owned()),
@@ -591,7 +613,8 @@ async fn a_reviewers_no_sticks_to_the_tool_and_record_for_the_rest_of_the_task()
         ]
     );
     assert_eq!(*desk.refunds.lock().unwrap(), [json!({"order_id": "#W2", "amount": 20})]);
-    let verdicts = verdicts_for(&desk.sink.inner.events(), "toolu_scripted_2");
+    let verdicts =
+        verdicts_for(&desk.sink.inner.events(), &runtime_id(&report, "toolu_scripted_2"));
     assert!(
         verdicts.contains(&(
             Stage::Approval,
@@ -613,7 +636,7 @@ async fn a_reviewers_no_sticks_to_the_tool_and_record_for_the_rest_of_the_task()
     assert_eq!(approver.count(), 3);
     assert_eq!(
         approver.asked()[2],
-        ("ticket-8".to_owned(), "toolu_scripted_1".to_owned(), "#W1".to_owned())
+        ("ticket-8".to_owned(), runtime_id(&report, "toolu_scripted_1"), "#W1".to_owned())
     );
     assert_eq!(
         refusals(&report),

@@ -363,9 +363,10 @@ async fn an_approval_is_single_use() {
 
     let first = pipeline.authorize(&call, &context()).await.unwrap();
     pipeline.menu().invoke(first).await.unwrap();
-    // The model repeats the very same call (same id, same arguments): the old yes is spent.
+    // The model repeats the very same call (same id, same arguments): the old yes names the first
+    // call's request (the runtime's id for it), so it authorizes nothing else.
     let second = pipeline.authorize(&call, &context()).await.unwrap_err();
-    assert_eq!(second.reason.code, "approval_reused");
+    assert_eq!(second.reason.code, "approval_mismatch");
     assert_eq!(runs.lock().unwrap().len(), 1);
 }
 
@@ -599,7 +600,8 @@ impl agent_core::Guard for ReleaseRecorder {
         agent_core::Decision::Allow
     }
     fn release(&self, call: &agent_core::ProposedCall<'_>, ctx: &agent_core::CallContext) {
-        self.released.lock().unwrap().push((call.id.to_string(), ctx.task.to_string()));
+        let name = call.proposer_id.unwrap_or(call.id.as_str());
+        self.released.lock().unwrap().push((name.to_owned(), ctx.task.to_string()));
     }
 }
 

@@ -50,12 +50,14 @@ fn call() -> impl Strategy<Value = Call> {
 }
 
 /// Approves or refuses per call id, as the generated case says.
-struct PerCallApprover(HashMap<String, bool>);
+/// Answers by the model's id for the call, which it reads off the timeline (the request names
+/// the runtime's id).
+struct PerCallApprover(HashMap<String, bool>, Timeline);
 
 #[async_trait]
 impl Approver for PerCallApprover {
     async fn decide(&self, request: ApprovalRequest) -> ApprovalAnswer {
-        if self.0.get(request.call_id.as_str()).copied().unwrap_or(false) {
+        if self.0.get(&self.1.name(request.call_id.as_str())).copied().unwrap_or(false) {
             ApprovalAnswer::Approved(ApprovalGrant::for_request(&request, "prop", "scripted"))
         } else {
             ApprovalAnswer::Refused(Reason::new("denied", "no"))
@@ -110,7 +112,10 @@ fn run_case(calls: &[Call], per_turn: usize) -> Result<(), TestCaseError> {
     let pipeline = Pipeline::new(Arc::new(ToolMenu::new(tools).unwrap()), log)
         .with_guard(Arc::new(first))
         .with_guard(Arc::new(second))
-        .with_approver(Arc::new(PerCallApprover(approvals)), Duration::from_secs(5));
+        .with_approver(
+            Arc::new(PerCallApprover(approvals, timeline.clone())),
+            Duration::from_secs(5),
+        );
 
     let scripted: Vec<ScriptedCall> = calls
         .iter()

@@ -383,7 +383,9 @@ fn record_earlier_spend(
         let spend = Spend {
             call_key: &format!("{task}/call"),
             task: &task,
+            serves: &[],
             agent,
+            delegators: &[],
             customer: Some(customer),
             day: &day,
             class: Class::Irreversible,

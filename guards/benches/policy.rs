@@ -123,6 +123,8 @@ fn main() {
         let id = CallId::new(format!("c{n}"));
         let call = ProposedCall {
             id: &id,
+            proposer_id: None,
+            proposer_id_repeated: false,
             spec: &spec,
             input: &args,
             args_digest: &digest,
@@ -172,7 +174,7 @@ fn main() {
     runtime.block_on(async {
         for n in 0..WARMUP + MEASURED {
             let request = CallRequest {
-                id: CallId::new(format!("c{n}")),
+                proposer_id: Some(format!("c{n}")),
                 tool: "issue_refund".into(),
                 input: args.clone(),
                 stated_reason: "refunding the chipped mug".into(),

@@ -26,7 +26,9 @@
 //! let refund = Spend {
 //!     call_key: "task-1/call-1",
 //!     task: "task-1",
+//!     serves: &[],
 //!     agent: "refund-bot",
+//!     delegators: &[],
 //!     customer: Some("cus_42"),
 //!     day: "2026-11-25",
 //!     class: Class::Irreversible,
@@ -103,12 +105,16 @@ pub struct Limits {
 }
 
 /// Usage of the three scopes, as the policy sees it.
+///
+/// For a delegated call, `task` and `agent_today` are the counters of the root task and the root
+/// agent, which hold the spend of every sub-task and subagent under them: the whole piece of
+/// work, never a fresh slate for a helper.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Usage {
-    /// The task's counters.
+    /// The counters of the task the call serves at the root (the call's own task for a root).
     pub task: Counters,
-    /// The agent's counters for the day of the spend.
+    /// The root agent's counters for the day of the spend.
     pub agent_today: Counters,
     /// The customer's counters for the day of the spend; zero when the spend names no customer.
     pub customer_today: Counters,
@@ -121,8 +127,14 @@ pub struct Spend<'a> {
     pub call_key: &'a str,
     /// The task the call belongs to.
     pub task: &'a str,
+    /// The tasks `task` serves, root first, when it was delegated (empty for a root task): the
+    /// spend counts against each of them too, and against their caps.
+    pub serves: &'a [&'a str],
     /// The agent making the call.
     pub agent: &'a str,
+    /// The agents above `agent` in the delegation chain, root first (empty for a root agent):
+    /// the spend counts against each one's day too.
+    pub delegators: &'a [&'a str],
     /// The customer the call acts on, if any.
     pub customer: Option<&'a str>,
     /// The UTC day of the call, as `YYYY-MM-DD` (e.g. `"2026-11-25"`), given by the caller.
@@ -227,7 +239,8 @@ impl BudgetStore {
         Self::with_schema(connection, location)
     }
 
-    /// The usage of a task, of its agent on `day` and of its customer (if any) on `day`.
+    /// The usage of a task, of its agent on `day` and of its customer (if any) on `day`. A task's
+    /// and an agent's counters include what their sub-tasks and subagents spent.
     pub fn usage(
         &self,
         task: &str,
@@ -285,8 +298,9 @@ impl BudgetStore {
         let mut connection = self.lock();
         let fail = |e: rusqlite::Error| self.error("cannot record spend", &e);
         let tx = begin_immediate(&mut connection).map_err(fail)?;
-        let usage =
-            read_usage(&tx, spend.task, spend.agent, spend.customer, spend.day).map_err(fail)?;
+        let rows = spend_rows(spend);
+        let counted = read_rows(&tx, &rows).map_err(fail)?;
+        let usage = usage_of(&rows, &counted);
         let value = match decide(&usage) {
             Verdict::NoSpend(value) => {
                 tx.commit().map_err(fail)?;
@@ -305,8 +319,8 @@ impl BudgetStore {
             }
             _ => {
                 let delta = Counters::one_call(spend.class, spend.money_cents);
-                check_caps(&usage, &delta, limits, spend.customer.is_some())?;
-                record(&tx, spend, &delta).map_err(fail)?;
+                check_caps(&rows, &counted, &delta, limits)?;
+                record(&tx, spend, &rows, &delta).map_err(fail)?;
                 tx.commit().map_err(fail)?;
                 Ok(value)
             }
@@ -339,6 +353,14 @@ impl BudgetStore {
             )));
         }
         tx.execute_batch(SCHEMA).map_err(fail)?;
+        if version == 1 {
+            // Version 1 ledgers knew no delegation: every spend served only its own task.
+            tx.execute_batch(
+                "ALTER TABLE spends ADD COLUMN serves TEXT NOT NULL DEFAULT '[]';
+                 ALTER TABLE spends ADD COLUMN delegators TEXT NOT NULL DEFAULT '[]';",
+            )
+            .map_err(fail)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(Self { connection: Mutex::new(connection), location })
@@ -361,8 +383,9 @@ pub fn today() -> String {
     format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
 }
 
-/// Version of [`SCHEMA`], kept in `PRAGMA user_version`; a newer file is refused.
-const SCHEMA_VERSION: i64 = 1;
+/// Version of [`SCHEMA`], kept in `PRAGMA user_version`; a newer file is refused, an older one
+/// migrated (2 added the tasks and agents a delegated spend serves).
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long [`BudgetStore::open`] lets a writer wait for another connection's write lock before
 /// failing (closed). A transaction holds the lock for well under a millisecond, so five seconds
@@ -382,6 +405,8 @@ CREATE TABLE IF NOT EXISTS spends (
     task        TEXT    NOT NULL,
     agent       TEXT    NOT NULL,
     customer    TEXT,
+    serves      TEXT    NOT NULL DEFAULT '[]',
+    delegators  TEXT    NOT NULL DEFAULT '[]',
     day         TEXT    NOT NULL,
     class       TEXT    NOT NULL CHECK (class IN ('read', 'write', 'irreversible')),
     money_cents INTEGER NOT NULL CHECK (money_cents >= 0),
@@ -417,7 +442,7 @@ CREATE TABLE IF NOT EXISTS customer_usage (
 ";
 
 /// One budget scope and its counter table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     Task,
     AgentToday,
@@ -517,20 +542,57 @@ impl Scope {
     }
 }
 
-/// The counter rows one call touches: its task, its agent on its day, its customer on its day.
+/// One counter row: its scope, its key, and its day (none for a task).
+type Row<'a> = (Scope, &'a str, Option<&'a str>);
+
+/// The counter rows one call touches: its task and every task it serves, its agent and every
+/// agent above it on its day, its customer on its day. Roots come first in each scope, and no row
+/// appears twice (a row counted twice would count one call twice).
 fn scope_keys<'a>(
     task: &'a str,
+    serves: &[&'a str],
     agent: &'a str,
+    delegators: &[&'a str],
     customer: Option<&'a str>,
     day: &'a str,
-) -> impl Iterator<Item = (Scope, &'a str, Option<&'a str>)> {
-    [
-        Some((Scope::Task, task, None)),
-        Some((Scope::AgentToday, agent, Some(day))),
-        customer.map(|customer| (Scope::CustomerToday, customer, Some(day))),
-    ]
-    .into_iter()
-    .flatten()
+) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row<'a>> = Vec::with_capacity(serves.len() + delegators.len() + 3);
+    let mut push = |row: Row<'a>| {
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    };
+    for task in serves.iter().copied().chain([task]) {
+        push((Scope::Task, task, None));
+    }
+    for agent in delegators.iter().copied().chain([agent]) {
+        push((Scope::AgentToday, agent, Some(day)));
+    }
+    if let Some(customer) = customer {
+        push((Scope::CustomerToday, customer, Some(day)));
+    }
+    rows
+}
+
+/// The rows a spend touches.
+fn spend_rows<'a>(spend: &Spend<'a>) -> Vec<Row<'a>> {
+    scope_keys(spend.task, spend.serves, spend.agent, spend.delegators, spend.customer, spend.day)
+}
+
+/// The usage the policy sees: each scope's first (root) row.
+fn usage_of(rows: &[Row<'_>], counted: &[Counters]) -> Usage {
+    let first = |wanted: Scope| {
+        rows.iter()
+            .zip(counted)
+            .find(|((scope, _, _), _)| *scope == wanted)
+            .map(|(_, counters)| *counters)
+            .unwrap_or_default()
+    };
+    Usage {
+        task: first(Scope::Task),
+        agent_today: first(Scope::AgentToday),
+        customer_today: first(Scope::CustomerToday),
+    }
 }
 
 impl Counters {
@@ -568,7 +630,9 @@ impl Class {
 /// A row of the ledger.
 struct LedgerEntry {
     task: String,
+    serves: Vec<String>,
     agent: String,
+    delegators: Vec<String>,
     customer: Option<String>,
     day: String,
     class: Class,
@@ -581,7 +645,9 @@ impl LedgerEntry {
     /// may cross midnight, and it still counts once, on its first day.
     fn same_call_as(&self, spend: &Spend<'_>) -> bool {
         self.task == spend.task
+            && self.serves.iter().map(String::as_str).eq(spend.serves.iter().copied())
             && self.agent == spend.agent
+            && self.delegators.iter().map(String::as_str).eq(spend.delegators.iter().copied())
             && self.customer.as_deref() == spend.customer
             && self.class == spend.class
             && self.money_cents == spend.money_cents
@@ -609,16 +675,13 @@ fn read_usage(
     customer: Option<&str>,
     day: &str,
 ) -> rusqlite::Result<Usage> {
-    let mut usage = Usage::default();
-    for (scope, key, day) in scope_keys(task, agent, customer, day) {
-        let counters = read_counters(tx, scope, key, day)?;
-        match scope {
-            Scope::Task => usage.task = counters,
-            Scope::AgentToday => usage.agent_today = counters,
-            Scope::CustomerToday => usage.customer_today = counters,
-        }
-    }
-    Ok(usage)
+    let rows = scope_keys(task, &[], agent, &[], customer, day);
+    Ok(usage_of(&rows, &read_rows(tx, &rows)?))
+}
+
+/// The counters of each row, in order.
+fn read_rows(tx: &Transaction<'_>, rows: &[Row<'_>]) -> rusqlite::Result<Vec<Counters>> {
+    rows.iter().map(|(scope, key, day)| read_counters(tx, *scope, key, *day)).collect()
 }
 
 fn read_counters(
@@ -657,9 +720,9 @@ enum Change {
 }
 
 /// Adds `delta` to (or takes it off) the counters of every scope the call touches.
-fn change_counters<'a>(
+fn change_counters(
     tx: &Transaction<'_>,
-    keys: impl Iterator<Item = (Scope, &'a str, Option<&'a str>)>,
+    keys: &[Row<'_>],
     delta: &Counters,
     change: Change,
 ) -> rusqlite::Result<()> {
@@ -673,7 +736,7 @@ fn change_counters<'a>(
         integer(delta.irreversible_calls)?,
         delta.money_cents,
     );
-    for (scope, key, day) in keys {
+    for &(scope, key, day) in keys {
         let sql = match change {
             Change::Add => scope.add_sql(),
             Change::Subtract => scope.subtract_sql(),
@@ -694,7 +757,7 @@ fn change_counters<'a>(
 
 fn ledger_entry(tx: &Transaction<'_>, call_key: &str) -> rusqlite::Result<Option<LedgerEntry>> {
     let mut statement = tx.prepare_cached(
-        "SELECT task, agent, customer, day, class, money_cents, released \
+        "SELECT task, agent, customer, day, class, money_cents, released, serves, delegators \
          FROM spends WHERE call_key = ?1",
     )?;
     statement
@@ -707,9 +770,21 @@ fn ledger_entry(tx: &Transaction<'_>, call_key: &str) -> rusqlite::Result<Option
                     format!("unknown class `{class}`").into(),
                 )
             })?;
+            let list = |index: usize| -> rusqlite::Result<Vec<String>> {
+                let text: String = row.get(index)?;
+                serde_json::from_str(&text).map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        index,
+                        rusqlite::types::Type::Text,
+                        Box::new(error),
+                    )
+                })
+            };
             Ok(LedgerEntry {
                 task: row.get(0)?,
+                serves: list(7)?,
                 agent: row.get(1)?,
+                delegators: list(8)?,
                 customer: row.get(2)?,
                 day: row.get(3)?,
                 class,
@@ -721,13 +796,24 @@ fn ledger_entry(tx: &Transaction<'_>, call_key: &str) -> rusqlite::Result<Option
 }
 
 /// Writes the spend to the ledger (reviving a released entry with the same key) and counts it.
-fn record(tx: &Transaction<'_>, spend: &Spend<'_>, delta: &Counters) -> rusqlite::Result<()> {
+fn record(
+    tx: &Transaction<'_>,
+    spend: &Spend<'_>,
+    rows: &[Row<'_>],
+    delta: &Counters,
+) -> rusqlite::Result<()> {
+    let list = |items: &[&str]| {
+        serde_json::to_string(items)
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+    };
     let mut statement = tx.prepare_cached(
-        "INSERT INTO spends (call_key, task, agent, customer, day, class, money_cents)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO spends (call_key, task, agent, customer, day, class, money_cents, serves,
+                             delegators)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (call_key) DO UPDATE SET
              task = excluded.task, agent = excluded.agent, customer = excluded.customer,
              day = excluded.day, class = excluded.class, money_cents = excluded.money_cents,
+             serves = excluded.serves, delegators = excluded.delegators,
              released = 0, recorded_at = excluded.recorded_at, released_at = NULL",
     )?;
     statement.execute((
@@ -738,17 +824,27 @@ fn record(tx: &Transaction<'_>, spend: &Spend<'_>, delta: &Counters) -> rusqlite
         spend.day,
         spend.class.as_str(),
         spend.money_cents,
+        list(spend.serves)?,
+        list(spend.delegators)?,
     ))?;
-    let keys = scope_keys(spend.task, spend.agent, spend.customer, spend.day);
-    change_counters(tx, keys, delta, Change::Add)
+    change_counters(tx, rows, delta, Change::Add)
 }
 
 /// Marks the entry released and takes it off the counters it was added to.
 fn unrecord(tx: &Transaction<'_>, call_key: &str, entry: &LedgerEntry) -> rusqlite::Result<()> {
-    let keys = scope_keys(&entry.task, &entry.agent, entry.customer.as_deref(), &entry.day);
+    let serves: Vec<&str> = entry.serves.iter().map(String::as_str).collect();
+    let delegators: Vec<&str> = entry.delegators.iter().map(String::as_str).collect();
+    let keys = scope_keys(
+        &entry.task,
+        &serves,
+        &entry.agent,
+        &delegators,
+        entry.customer.as_deref(),
+        &entry.day,
+    );
     change_counters(
         tx,
-        keys,
+        &keys,
         &Counters::one_call(entry.class, entry.money_cents),
         Change::Subtract,
     )?;
@@ -760,18 +856,16 @@ fn unrecord(tx: &Transaction<'_>, call_key: &str, entry: &LedgerEntry) -> rusqli
     Ok(())
 }
 
-/// Checks that `usage + delta` stays within every cap of every scope the call touches.
+/// Checks that every row the call touches stays within its scope's caps with `delta` added: a
+/// sub-task is held to the caps of every task it serves, so it never has more headroom than its
+/// parent has left.
 fn check_caps(
-    usage: &Usage,
+    rows: &[Row<'_>],
+    counted: &[Counters],
     delta: &Counters,
     limits: &Limits,
-    has_customer: bool,
 ) -> Result<(), BudgetError> {
-    let mut scopes = vec![(Scope::Task, &usage.task), (Scope::AgentToday, &usage.agent_today)];
-    if has_customer {
-        scopes.push((Scope::CustomerToday, &usage.customer_today));
-    }
-    for (scope, current) in scopes {
+    for (&(scope, _, _), current) in rows.iter().zip(counted) {
         let caps = scope.caps(limits);
         let name = scope.name();
         let calls = |calls: u64| i128::from(calls);

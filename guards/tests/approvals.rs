@@ -100,7 +100,7 @@ fn ticket_context(task: &str) -> CallContext {
 
 fn large_refund(id: &str) -> CallRequest {
     CallRequest {
-        id: id.into(),
+        proposer_id: Some(id.to_string()),
         tool: "issue_refund".into(),
         input: json!({"order_id": "#W1001", "amount": 110, "reason": "the ticket asks"}),
         stated_reason: "The customer asked for $110.".into(),
@@ -157,7 +157,9 @@ async fn every_yes_is_recorded_and_signed_by_the_runtime() {
     assert!(authorized.approval_wait().is_some());
     let (record, _) = signed_record(&desk);
     assert_eq!(record.decision, "approved");
-    assert_eq!(record.request_id, "T-2/c1");
+    // The request is named by the runtime's id for the call, never the model's `c1`.
+    assert_eq!(record.request_id, format!("T-2/{}", authorized.invocation().call_id));
+    assert!(!record.request_id.contains("c1"));
     assert_eq!(record.args_digest, agent_core::canonical::digest(&large_refund("c1").input));
     assert_eq!(
         (record.approver.as_deref(), record.channel.as_deref()),

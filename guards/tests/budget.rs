@@ -21,7 +21,9 @@ fn refund<'a>(call_key: &'a str, customer: Option<&'a str>, money_cents: i64) ->
     Spend {
         call_key,
         task: "task-1",
+        serves: &[],
         agent: "refund-bot",
+        delegators: &[],
         customer,
         day: DAY,
         class: Class::Irreversible,

@@ -208,7 +208,7 @@ async fn revoking_the_task_stops_its_next_call() {
         .with_guard(Arc::new(CredentialGuard::new(Arc::new(guard_verifier), AUDIENCE)));
     let task = ticket(&desk, &["orders:read", "refunds:write"]);
     let call = |id: &str| agent_core::pipeline::CallRequest {
-        id: id.into(),
+        proposer_id: Some(id.to_string()),
         tool: "get_order_details".into(),
         input: json!({"order_id": "#W1001"}),
         stated_reason: String::new(),

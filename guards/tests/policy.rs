@@ -97,8 +97,15 @@ fn decide(
     let spec = spec(tool, effect);
     let id = CallId::new(format!("call-{}", ctx.calls_made));
     let digest = agent_core::canonical::digest(args);
-    let call =
-        ProposedCall { id: &id, spec: &spec, input: args, args_digest: &digest, stated_reason: "" };
+    let call = ProposedCall {
+        id: &id,
+        proposer_id: None,
+        proposer_id_repeated: false,
+        spec: &spec,
+        input: args,
+        args_digest: &digest,
+        stated_reason: "",
+    };
     guard.check_explained(&call, ctx)
 }
 
@@ -261,6 +268,8 @@ fn split_refunds_are_counted_per_ticket_and_a_refused_one_is_given_back() {
     guard.release(
         &ProposedCall {
             id: &id,
+            proposer_id: None,
+            proposer_id_repeated: false,
             spec: &spec,
             input: &part,
             args_digest: &digest,
@@ -351,6 +360,8 @@ fn explain_shows_the_deciding_policies_the_context_and_the_usage() {
     let digest = agent_core::canonical::digest(&args);
     let call = ProposedCall {
         id: &id,
+        proposer_id: None,
+        proposer_id_repeated: false,
         spec: &spec,
         input: &args,
         args_digest: &digest,
@@ -419,7 +430,7 @@ async fn in_the_pipeline_a_denial_names_the_rule_and_the_audit_event_keeps_the_e
             Duration::from_secs(5),
         );
     let request = |id: &str, args: Value| agent_core::pipeline::CallRequest {
-        id: id.into(),
+        proposer_id: Some(id.to_string()),
         tool: "issue_refund".into(),
         input: args,
         stated_reason: "the ticket asks".into(),
@@ -451,14 +462,16 @@ async fn in_the_pipeline_a_denial_names_the_rule_and_the_audit_event_keeps_the_e
     assert_eq!(refused.reason.code, "denied");
     let usage = store.usage("T-10", "refund-bot", Some("noah_brown_6181"), &today()).unwrap();
     assert_eq!(usage.task.money_cents, 0);
-    // Positive control: a small own refund runs and is spent.
-    let authorized = pipeline
-        .authorize(&request("c", json!({"order_id": "#W1001", "amount": 20, "reason": "x"})), &noah)
-        .await
-        .unwrap();
+    // The reviewer's no sticks in this task, even for an amount that needs no human.
+    let small = json!({"order_id": "#W1001", "amount": 20, "reason": "x"});
+    let again = pipeline.authorize(&request("c", small.clone()), &noah).await.unwrap_err();
+    assert_eq!(again.reason.code, "refused_earlier");
+    // Positive control: in another task the small own refund runs and is spent.
+    let next = ctx("T-11", "noah_brown_6181");
+    let authorized = pipeline.authorize(&request("c", small), &next).await.unwrap();
     pipeline.menu().invoke(authorized).await.unwrap();
     assert_eq!(runs.lock().unwrap().len(), 1);
-    let usage = store.usage("T-10", "refund-bot", Some("noah_brown_6181"), &today()).unwrap();
+    let usage = store.usage("T-11", "refund-bot", Some("noah_brown_6181"), &today()).unwrap();
     assert_eq!(usage.task.money_cents, 2000);
 }
 

@@ -21,8 +21,7 @@
 use agent_core::audit::{AuditLog, MemorySink};
 use agent_core::pipeline::CallRequest;
 use agent_core::{
-    AgentId, CallContext, CallId, Credential, EffectClass, Pipeline, Scope, TaskId, ToolMenu,
-    ToolName,
+    AgentId, CallContext, Credential, EffectClass, Pipeline, Scope, TaskId, ToolMenu, ToolName,
 };
 use guards::credentials::{CallTokens, Issuer, KeyRing, TaskGrant};
 use rmcp::ServiceExt;
@@ -208,7 +207,7 @@ impl Client for WriteClient {
         let mut ctx = CallContext::new(AgentId::new("bench"), TaskId::new("T-bench"));
         ctx.credential = Some(self.token.clone());
         let request = CallRequest {
-            id: CallId::new(format!("toolu_{}_{n}", self.id)),
+            proposer_id: Some(format!("toolu_{}_{n}", self.id)),
             tool: "issue_refund".to_owned(),
             input: json!({"order_id": format!("#W{n}"), "amount": 5.0, "reason": "bench"}),
             stated_reason: String::new(),

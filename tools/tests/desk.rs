@@ -184,11 +184,27 @@ async fn a_pending_order_is_never_refunded_while_its_goods_still_ship() {
 async fn a_retried_refund_refunds_once_and_returns_the_first_result() {
     let desk = Harness::mini();
     let input = json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 50, "reason": "retry me"});
-    let first = desk.call("toolu_01", "issue_refund", input.clone()).await.unwrap();
-    let second = desk.call("toolu_01", "issue_refund", input).await.unwrap();
+    let first = desk.retry("call-1", "issue_refund", input.clone()).await.unwrap();
+    let second = desk.retry("call-1", "issue_refund", input).await.unwrap();
     assert_eq!(first, second);
     assert_eq!(desk.desk.refunds_total("#W1000002"), Some(5000));
     assert_eq!(desk.desk.order("#W1000002").unwrap().payment_history.len(), 2);
+}
+
+#[tokio::test]
+async fn a_model_repeating_a_call_id_makes_a_new_call_that_the_desk_judges_afresh() {
+    let desk = Harness::mini();
+    let input =
+        json!({"order_id": "#W1000002", "item_ids": ["2000000021"], "amount": 20, "reason": "x"});
+    let first = desk.ok("toolu_01", "issue_refund", input.clone()).await;
+    // The same model id again is not a retry the desk answers from memory (the first output):
+    // the pipeline minted a new call, and the desk's own rules judge it as one.
+    let second = desk.ok("toolu_01", "issue_refund", input).await;
+    assert_eq!(
+        (first["refunded_total"].clone(), second["refunded_total"].clone()),
+        (json!(20.0), json!(40.0))
+    );
+    assert_eq!(desk.desk.refunds_total("#W1000002"), Some(4000));
 }
 
 #[tokio::test]
@@ -204,28 +220,27 @@ async fn the_same_call_id_in_another_task_is_another_call() {
 #[tokio::test]
 async fn a_call_id_reused_with_other_arguments_is_refused() {
     let desk = Harness::mini();
-    desk.ok(
-        "toolu_01",
+    desk.retry(
+        "call-1",
         "issue_refund",
         json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 50, "reason": "x"}),
     )
-    .await;
-    let message = desk
-        .rejected(
-            "toolu_01",
+    .await
+    .unwrap();
+    let error = desk
+        .retry(
+            "call-1",
             "issue_refund",
             json!({"order_id": "#W1000002", "item_ids": ["2000000001", "2000000001", "2000000021"], "amount": 90, "reason": "x"}),
         )
-        .await;
-    assert!(message.contains("already used for a different call"), "{message}");
-    let message = desk
-        .rejected(
-            "toolu_01",
-            "send_email",
-            json!({"to": "a@b.example", "subject": "s", "body": "b"}),
-        )
-        .await;
-    assert!(message.contains("already used"), "{message}");
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("already used for a different call"), "{error}");
+    let error = desk
+        .retry("call-1", "send_email", json!({"to": "a@b.example", "subject": "s", "body": "b"}))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("already used"), "{error}");
     assert_eq!(desk.desk.refunds_total("#W1000002"), Some(5000));
     assert!(desk.desk.outbox().is_empty());
 }
@@ -234,9 +249,9 @@ async fn a_call_id_reused_with_other_arguments_is_refused() {
 async fn a_retried_cancellation_returns_the_first_result() {
     let desk = Harness::mini();
     let input = json!({"order_id": "#W1000007", "reason": "no longer needed"});
-    let first = desk.call("c1", "cancel_pending_order", input.clone()).await.unwrap();
+    let first = desk.retry("call-1", "cancel_pending_order", input.clone()).await.unwrap();
     // Run again, the rule would refuse (it is no longer pending): the retry gets the first answer.
-    let second = desk.call("c1", "cancel_pending_order", input).await.unwrap();
+    let second = desk.retry("call-1", "cancel_pending_order", input).await.unwrap();
     assert_eq!(first, second);
     let card = &desk.desk.user("ava_lee_1002").unwrap().payment_methods["gift_card_2222222"];
     assert_eq!(card.gift_card_cents(), Some(12_500));

@@ -256,6 +256,7 @@ fn decide_on(
         task: "T-1001",
         customer: Some("noah_brown_1001"),
         calls_made: 0,
+        repeated_call_id: false,
         amount_cents,
         args,
         tainted: false,

@@ -91,7 +91,17 @@ async fn calls_carry_each_invocations_credential_through_a_warden_pipeline() {
         })
         .collect();
     assert_eq!(kinds.len(), 2);
-    assert!(kinds.iter().all(|(call, _)| call.starts_with("toolu_")), "{kinds:?}");
+    // The server keys on ids it minted; the caller's id (its runtime's, never the model's) is
+    // kept as an attribute of each call.
+    assert!(kinds.iter().all(|(call, _)| call.starts_with("call-")), "{kinds:?}");
+    let callers: Vec<String> = server_sink
+        .events()
+        .into_iter()
+        .filter(|sealed| sealed.event.stage == agent_core::audit::Stage::Menu)
+        .filter_map(|sealed| sealed.event.detail["proposer_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(callers.len(), 2, "{callers:?}");
+    assert!(callers.iter().all(|id| id.starts_with("call-")), "{callers:?}");
     assert_eq!(kinds[0].1, "task");
     assert_eq!(kinds[1].1, "call");
 

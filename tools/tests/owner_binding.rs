@@ -17,9 +17,7 @@ mod mcp_support;
 use agent_core::audit::{AuditLog, MemorySink, Verdict};
 use agent_core::pipeline::CallRequest;
 use agent_core::tool::ToolError;
-use agent_core::{
-    AgentId, CallContext, CallId, Credential, Pipeline, TaskId, Tool, ToolMenu, ToolSpec,
-};
+use agent_core::{AgentId, CallContext, Credential, Pipeline, TaskId, Tool, ToolMenu, ToolSpec};
 use guards::credentials::{CallTokens, TaskGrant, TokenCheckedTool};
 use mcp_support::{AUDIENCE, Fixture, jti, refusal, scope};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, RequestMetaObject};
@@ -594,7 +592,7 @@ async fn call_in_process(
     let mut ctx = CallContext::new(AgentId::new("refund-bot"), TaskId::new("T-in-process"));
     ctx.credential = Some(token.clone());
     let request = CallRequest {
-        id: CallId::new(format!("toolu_{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed))),
+        proposer_id: Some(format!("toolu_{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed))),
         tool: tool.to_owned(),
         input: arguments.clone(),
         stated_reason: String::new(),

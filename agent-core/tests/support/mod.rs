@@ -16,16 +16,33 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// What happened, in order: audit events as `"<stage>:<call>"` and executions as `"run:<call>"`.
+/// What happened, in order: audit events as `"<stage>:<call>"` and executions as `"run:<call>"`,
+/// each call named by the id its proposer gave it (the pipeline's own id otherwise), so tests
+/// read `menu:c1` rather than a minted id.
 #[derive(Debug, Clone, Default)]
-pub struct Timeline(Arc<Mutex<Vec<String>>>);
+pub struct Timeline {
+    entries: Arc<Mutex<Vec<String>>>,
+    /// The runtime's id of each call → the proposer's, learned from the call's first event.
+    names: Arc<Mutex<HashMap<String, String>>>,
+}
 
 impl Timeline {
     pub fn push(&self, entry: String) {
-        self.0.lock().unwrap().push(entry);
+        self.entries.lock().unwrap().push(entry);
     }
     pub fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.entries.lock().unwrap().clone()
+    }
+    /// The proposer's id for the call the runtime numbered `call_id`, or `call_id` itself.
+    pub fn name(&self, call_id: &str) -> String {
+        self.names.lock().unwrap().get(call_id).cloned().unwrap_or_else(|| call_id.to_owned())
+    }
+    fn learn(&self, event: &AuditEvent) {
+        if let (Some(call), Some(proposer)) =
+            (&event.call_id, event.detail.get("proposer_id").and_then(Value::as_str))
+        {
+            self.names.lock().unwrap().insert(call.to_string(), proposer.to_owned());
+        }
     }
 }
 
@@ -110,7 +127,7 @@ impl Tool for RecordingTool {
     }
 
     async fn call(&self, input: Value, invocation: &Invocation) -> Result<ToolOutput, ToolError> {
-        self.timeline.push(format!("run:{}", invocation.call_id));
+        self.timeline.push(format!("run:{}", self.timeline.name(invocation.call_id.as_str())));
         self.runs.lock().unwrap().push(input.clone());
         match self.behaviour {
             Behaviour::Echo => Ok(ToolOutput::json(&json!({"ok": true, "input": input}))),
@@ -153,8 +170,9 @@ impl Guard for ScriptedGuard {
     }
 
     fn check(&self, call: &ProposedCall<'_>, _ctx: &CallContext) -> Decision {
-        self.seen.lock().unwrap().push(call.id.to_string());
-        match self.verdicts.get(call.id.as_str()).copied().unwrap_or(Verdict::Allow) {
+        let name = call.proposer_id.unwrap_or(call.id.as_str());
+        self.seen.lock().unwrap().push(name.to_owned());
+        match self.verdicts.get(name).copied().unwrap_or(Verdict::Allow) {
             Verdict::Allow => Decision::Allow,
             Verdict::Deny => {
                 Decision::Deny(Reason::new("scripted_deny", "internal policy p7 says no"))
@@ -251,11 +269,9 @@ pub struct TimelineSink {
 #[async_trait]
 impl AuditSink for TimelineSink {
     async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError> {
-        let label = format!(
-            "{}:{}",
-            event.stage.as_str(),
-            event.call_id.as_ref().map(CallId::as_str).unwrap_or("-")
-        );
+        self.timeline.learn(&event);
+        let call = event.call_id.as_ref().map(CallId::as_str).unwrap_or("-");
+        let label = format!("{}:{}", event.stage.as_str(), self.timeline.name(call));
         let sealed = self.inner.append(event, commit).await?;
         self.timeline.push(label);
         Ok(sealed)
@@ -271,18 +287,26 @@ pub fn timeline_log() -> (Timeline, Arc<TimelineSink>, AuditLog) {
 }
 
 pub fn request(id: &str, tool: &str, input: Value) -> CallRequest {
-    CallRequest { id: CallId::new(id), tool: tool.into(), input, stated_reason: "because".into() }
+    CallRequest::new(tool, input).proposed_as(id).stated_reason("because")
 }
 
 pub fn context() -> CallContext {
     CallContext::new("support-agent".into(), "task-1".into())
 }
 
-/// The verdicts recorded for one call, as `(stage, verdict, first reason code)`.
+/// The verdicts recorded for one call, as `(stage, verdict, first reason code)`: the call named by
+/// the runtime's id, or by the proposer's (every call the proposer gave that id).
 pub fn verdicts_for(events: &[SealedEvent], call_id: &str) -> Vec<(Stage, String, Option<String>)> {
+    let proposed_as = |e: &SealedEvent| {
+        e.event.detail.get("proposer_id").and_then(Value::as_str) == Some(call_id)
+    };
+    let ids: Vec<&CallId> =
+        events.iter().filter(|e| proposed_as(e)).filter_map(|e| e.event.call_id.as_ref()).collect();
     events
         .iter()
-        .filter(|e| e.event.call_id.as_ref().is_some_and(|id| id.as_str() == call_id))
+        .filter(|e| {
+            e.event.call_id.as_ref().is_some_and(|id| id.as_str() == call_id || ids.contains(&id))
+        })
         .map(|e| {
             (
                 e.event.stage,

@@ -38,6 +38,9 @@ pub struct Manifest {
     pub approval: ApprovalSection,
     /// The spending caps.
     pub budget: guards::budget::Limits,
+    /// `[limits]`: the most bytes a call's arguments and a tool's output may carry (the most
+    /// bytes of conversation re-sent per turn is in `agent.limits`).
+    pub sizes: agent_core::pipeline::SizeLimits,
     /// The deployment's one budget ledger (resolved): it survives restarts, and concurrent
     /// processes on this machine share it safely (SQLite's write lock).
     pub ledger: PathBuf,
@@ -283,6 +286,7 @@ impl Manifest {
                     max_turns: file.agent.max_turns,
                     max_tool_calls: file.agent.max_tool_calls,
                     max_wall_time: Duration::from_secs(file.agent.max_wall_time_seconds),
+                    max_conversation_bytes: file.limits.max_conversation_bytes,
                 },
             },
             tools: ToolsSection {
@@ -304,6 +308,10 @@ impl Manifest {
                 max_requests_per_task: file.approval.max_requests_per_task,
             },
             budget,
+            sizes: agent_core::pipeline::SizeLimits {
+                max_input_bytes: file.limits.max_input_bytes,
+                max_output_bytes: file.limits.max_output_bytes,
+            },
             ledger: match &file.budget.ledger {
                 Some(ledger) => resolve(dir, Path::new(ledger)),
                 None => resolve(dir, &file.audit.dir).join("ledger.sqlite"),
@@ -332,6 +340,8 @@ struct File {
     approval: ApprovalFile,
     #[serde(default)]
     budget: BudgetFile,
+    #[serde(default)]
+    limits: LimitsFile,
     audit: AuditFile,
     queue: QueueFile,
 }
@@ -402,6 +412,26 @@ struct ApprovalFile {
 
 fn default_max_requests() -> u32 {
     agent_core::pipeline::DEFAULT_MAX_APPROVALS_PER_TASK
+}
+
+/// `[limits]`: sizes, in bytes; each defaults to the library's default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsFile {
+    max_input_bytes: usize,
+    max_output_bytes: usize,
+    max_conversation_bytes: usize,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        let sizes = agent_core::pipeline::SizeLimits::default();
+        Self {
+            max_input_bytes: sizes.max_input_bytes,
+            max_output_bytes: sizes.max_output_bytes,
+            max_conversation_bytes: agent_core::agent::TaskLimits::default().max_conversation_bytes,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

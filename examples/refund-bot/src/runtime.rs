@@ -232,6 +232,7 @@ impl Runtime {
             .with_guard(Arc::new(policy))
             .with_approver(approver, manifest.approval.timeout)
             .with_approval_limit(manifest.approval.max_requests_per_task)
+            .with_size_limits(manifest.sizes)
             .with_notary(Arc::new(IssuerNotary::new(Arc::clone(&issuer))))
             .with_call_credentials(Arc::new(CallTokens::new(Arc::clone(&issuer), &audience)));
         Ok(Self {

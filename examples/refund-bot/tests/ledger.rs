@@ -108,7 +108,12 @@ async fn refunds_the_desk_refuses_give_their_spend_back_and_an_honest_refund_the
         report.calls
     );
     let log = events(&runtime.audit_path);
-    for call in ["toolu_scripted_2", "toolu_scripted_3", "toolu_scripted_4"] {
+    let runtime_id = |model_id: &str| {
+        let call = report.calls.iter().find(|call| call.model_call_id == model_id).unwrap();
+        call.call_id.to_string()
+    };
+    for call in ["toolu_scripted_2", "toolu_scripted_3", "toolu_scripted_4"].map(runtime_id) {
+        let call = call.as_str();
         // The policy let it through and spent for it: the money was reserved, then the tool
         // said no.
         let guard = policy_event(&log, call);
@@ -125,7 +130,7 @@ async fn refunds_the_desk_refuses_give_their_spend_back_and_an_honest_refund_the
     assert_eq!(before_honest.task.irreversible_calls, 0, "{before_honest:?}");
     assert_eq!(before_honest.customer_today.money_cents, 0, "{before_honest:?}");
     // The policy decided the honest refund on that usage, and nobody was asked.
-    let honest = policy_event(&log, "toolu_scripted_5");
+    let honest = policy_event(&log, &runtime_id("toolu_scripted_5"));
     assert_eq!(honest.detail["usage"]["task"]["money_cents"], json!(0));
     assert_eq!(honest.verdict.as_str(), "allow", "not sent to a human: {}", honest.detail);
     let policies = honest.detail["policies"].as_array().unwrap();
@@ -156,7 +161,9 @@ async fn reservations_left_in_the_ledger_would_put_the_honest_refund_to_a_human(
         let spend = Spend {
             call_key: &call_key,
             task: &task,
+            serves: &[],
             agent: AGENT,
+            delegators: &[],
             customer: Some(MATEO.customer),
             day: &today(),
             class: Class::Irreversible,

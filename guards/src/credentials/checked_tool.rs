@@ -267,6 +267,7 @@ mod tests {
             sub: "bot".into(),
             aud: vec!["desk".into()],
             task: "t".into(),
+            serves: Vec::new(),
             on_behalf_of: customer.map(str::to_owned),
             scope: "orders:read".into(),
             iat: 0,

@@ -21,6 +21,10 @@ pub struct Claims {
     pub aud: Vec<String>,
     /// The task the token serves.
     pub task: String,
+    /// For a delegated sub-task, the tasks it serves, root first (the last is its parent's):
+    /// budgets count its spend against each of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serves: Vec<String>,
     /// The customer or user the task serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
@@ -123,6 +127,7 @@ mod tests {
             sub: "refund-bot".into(),
             aud: vec!["support-desk".into()],
             task: "t".into(),
+            serves: Vec::new(),
             on_behalf_of: None,
             scope: "orders:read".into(),
             iat: 0,

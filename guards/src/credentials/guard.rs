@@ -43,6 +43,14 @@ impl CredentialGuard {
                 caller: ctx.task.to_string(),
             });
         }
+        // A sub-task's token names the tasks it serves; a caller claiming fewer would keep its
+        // spend off its parents' budgets.
+        if !claims.serves.iter().map(String::as_str).eq(ctx.serves.iter().map(|t| t.as_str())) {
+            return reject(CredentialError::WrongTask {
+                token: lineage(claims.serves.iter().map(String::as_str), &claims.task),
+                caller: lineage(ctx.serves.iter().map(|task| task.as_str()), ctx.task.as_str()),
+            });
+        }
         if claims.on_behalf_of.is_some() && claims.on_behalf_of != ctx.on_behalf_of {
             return reject(CredentialError::WrongCustomer);
         }
@@ -64,4 +72,15 @@ impl Guard for CredentialGuard {
             Err(rejection) => Decision::Deny(Reason::new(rejection.code(), rejection.to_string())),
         }
     }
+
+    /// After an approval wait the token is verified again, whole: it may have expired or been
+    /// revoked (the task ended) while the reviewer read.
+    fn recheck(&self, call: &ProposedCall<'_>, ctx: &CallContext) -> Decision {
+        self.check(call, ctx)
+    }
+}
+
+/// A task and the tasks it serves, as `root > parent > task`.
+fn lineage<'a>(serves: impl Iterator<Item = &'a str>, task: &'a str) -> String {
+    serves.chain([task]).collect::<Vec<_>>().join(" > ")
 }

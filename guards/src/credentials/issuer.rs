@@ -180,6 +180,7 @@ impl Issuer {
             sub: grant.agent.to_string(),
             aud: grant.audience.clone(),
             task: grant.task.to_string(),
+            serves: Vec::new(),
             on_behalf_of: grant.on_behalf_of.clone(),
             scope: join_scopes(&grant.scopes),
             iat: now,
@@ -261,9 +262,12 @@ impl Issuer {
         };
         let act =
             Actor { sub: narrowing.subagent.to_string(), act: parent.act.clone().map(Box::new) };
+        let mut serves = parent.serves.clone();
+        serves.push(parent.task.clone());
         let claims = Claims {
             aud: audience,
             task: narrowing.task.to_string(),
+            serves,
             scope: join_scopes(&narrowing.scopes),
             iat: now,
             nbf: now,

@@ -230,6 +230,8 @@ struct TestCase {
     #[serde(default)]
     untrusted_args: Vec<String>,
     #[serde(default)]
+    repeated_call_id: bool,
+    #[serde(default)]
     usage: Usage,
     #[serde(default)]
     facts: serde_json::Map<String, Value>,
@@ -528,6 +530,7 @@ impl PolicyBundle {
                 task: &test.task,
                 customer: test.customer.as_deref(),
                 calls_made: 0,
+                repeated_call_id: test.repeated_call_id,
                 amount_cents: test.amount_cents,
                 args: &test.args,
                 tainted: test.tainted,

@@ -35,6 +35,10 @@ pub struct CallFacts<'a> {
     pub customer: Option<&'a str>,
     /// Calls the task made before this one.
     pub calls_made: u32,
+    /// Whether the model gave this call an id it had already given another call of the task
+    /// (`context.task.repeated_call_id`): it gains nothing by it, since the runtime keys on its
+    /// own ids, but a policy may treat it as the sign of a model off the rails.
+    pub repeated_call_id: bool,
     /// The money the call moves, in cents (0 for calls that move none).
     pub amount_cents: i64,
     /// The arguments (floats and nulls are left out of the Cedar context: money is
@@ -231,6 +235,7 @@ fn context_pairs(facts: &CallFacts<'_>) -> Result<Vec<(String, RestrictedExpress
         ("chain", strings(&facts.chain)),
         ("delegated", RestrictedExpression::new_bool(facts.chain.len() > 1)),
         ("calls_made", RestrictedExpression::new_long(i64::from(facts.calls_made))),
+        ("repeated_call_id", RestrictedExpression::new_bool(facts.repeated_call_id)),
     ];
     if let Some(customer) = facts.customer {
         task.push(("customer", RestrictedExpression::new_entity_uid(uid("User", customer)?)));
@@ -295,6 +300,7 @@ fn context_json(facts: &CallFacts<'_>) -> Value {
             "customer": facts.customer,
             "chain": facts.chain,
             "calls_made": facts.calls_made,
+            "repeated_call_id": facts.repeated_call_id,
         },
         "amount_cents": facts.amount_cents,
         "budget": facts.usage,

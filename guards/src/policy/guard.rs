@@ -68,9 +68,10 @@ impl PolicyGuard {
             }
             Ok(prepared) => {
                 let usage = match &self.budget {
+                    // The root's counters: what the whole piece of work has spent.
                     Some((store, _)) => match store.usage(
-                        ctx.task.as_str(),
-                        ctx.agent.as_str(),
+                        ctx.root_task().as_str(),
+                        delegators(ctx).first().copied().unwrap_or(ctx.agent.as_str()),
                         ctx.on_behalf_of.as_deref(),
                         &today(),
                     ) {
@@ -99,10 +100,14 @@ impl PolicyGuard {
         };
         let day = today();
         let call_key = call_key(call, ctx);
+        let serves: Vec<&str> = ctx.serves.iter().map(|task| task.as_str()).collect();
+        let delegators = delegators(ctx);
         let spend = Spend {
             call_key: &call_key,
             task: ctx.task.as_str(),
+            serves: &serves,
             agent: ctx.agent.as_str(),
+            delegators: &delegators,
             customer: ctx.on_behalf_of.as_deref(),
             day: &day,
             class: class_of(call.spec.effect),
@@ -203,6 +208,7 @@ impl PolicyGuard {
             task: ctx.task.as_str(),
             customer: ctx.on_behalf_of.as_deref(),
             calls_made: ctx.calls_made,
+            repeated_call_id: call.proposer_id_repeated,
             amount_cents: prepared.amount_cents,
             args: call.input,
             tainted: ctx.tainted(),
@@ -349,9 +355,20 @@ fn explanation(evaluation: &Evaluation, mode: Mode, usage: &Usage, prepared: &Pr
     })
 }
 
-/// The key a call's spend is recorded under: unique per task and call.
+/// The key a call's spend is recorded under: the task and the runtime's id for the call, which
+/// nothing the model says can repeat.
 fn call_key(call: &ProposedCall<'_>, ctx: &CallContext) -> String {
     format!("{}/{}", ctx.task, call.id)
+}
+
+/// The agents above the acting one in the delegation chain, root first.
+fn delegators(ctx: &CallContext) -> Vec<&str> {
+    let above = ctx.chain.len().saturating_sub(1);
+    ctx.chain[..above]
+        .iter()
+        .map(|agent| agent.as_str())
+        .filter(|a| *a != ctx.agent.as_str())
+        .collect()
 }
 
 fn class_of(effect: EffectClass) -> Class {

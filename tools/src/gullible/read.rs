@@ -5,15 +5,13 @@
 //! (each tool result's output too) and the calls it already made, with their results.
 
 use super::Call;
+use agent_core::agent::read_untrusted_label;
 use agent_core::model::{ContentBlock, Message, Role};
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// The opening of the label the agent loop wraps untrusted content in.
 const LABEL_OPENING: &str = "<untrusted source=\"";
-
-/// The closing of that label.
-const LABEL_CLOSING: &str = "</untrusted>";
 
 /// What the model has read so far.
 #[derive(Debug, Default)]
@@ -165,11 +163,10 @@ impl Reading {
         }
         let own = own.to_owned();
         self.texts.push(SeenText { source: "instructions".to_owned(), text: own, refusal: false });
-        if let Some((source, body)) = labelled.and_then(unlabel) {
+        if let Some((source, text)) = labelled.and_then(read_untrusted_label) {
             if source == "ticket" && self.ticket.is_empty() {
-                body.clone_into(&mut self.ticket);
+                text.clone_into(&mut self.ticket);
             }
-            let (source, text) = (source.to_owned(), body.to_owned());
             self.texts.push(SeenText { source, text, refusal: false });
         }
     }
@@ -178,7 +175,8 @@ impl Reading {
     /// read value by value, so an instruction hidden in one string (a product's name) is read
     /// as a text of its own.
     fn read_tool_result(&mut self, index: Option<usize>, content: &str, is_error: bool) {
-        let body = unlabel(content).map_or(content, |(_, body)| body);
+        let unlabelled = read_untrusted_label(content).map(|(_, body)| body);
+        let body = unlabelled.as_deref().unwrap_or(content);
         let source = match index.and_then(|index| self.made.get(index)) {
             Some(made) => made.call.name.clone(),
             None => "a tool result".to_owned(),
@@ -268,19 +266,6 @@ impl OrderRecord {
 /// Dollars as whole cents, rounded: prices and amounts are compared in cents.
 pub(super) fn cents(dollars: f64) -> i64 {
     (dollars * 100.0).round() as i64
-}
-
-/// Splits a labelled text (`<untrusted source="…">\n…\n</untrusted>…`) into its source and
-/// body; `None` if it is not labelled.
-fn unlabel(text: &str) -> Option<(&str, &str)> {
-    let rest = text.strip_prefix(LABEL_OPENING)?;
-    let (source, rest) = rest.split_once("\">")?;
-    let rest = rest.strip_prefix('\n').unwrap_or(rest);
-    let body = match rest.find(LABEL_CLOSING) {
-        Some(end) => &rest[..end],
-        None => rest,
-    };
-    Some((source, body.strip_suffix('\n').unwrap_or(body)))
 }
 
 /// The word after `marker` in `text`, without trailing punctuation.

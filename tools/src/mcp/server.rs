@@ -71,7 +71,6 @@ struct Inner {
     verifier: Arc<Verifier>,
     audience: String,
     audit: AuditLog,
-    next_call: AtomicU64,
 }
 
 /// Why a server session could not run.
@@ -176,15 +175,7 @@ impl McpToolServer {
         let pipeline = Pipeline::new(menu, audit.clone())
             .with_guard(Arc::new(check))
             .with_call_credentials(Arc::new(PresentedToken));
-        Self {
-            inner: Arc::new(Inner {
-                pipeline,
-                verifier,
-                audience,
-                audit,
-                next_call: AtomicU64::new(1),
-            }),
-        }
+        Self { inner: Arc::new(Inner { pipeline, verifier, audience, audit }) }
     }
 
     pub(crate) fn audit(&self) -> &AuditLog {
@@ -252,12 +243,9 @@ impl Inner {
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let input = Value::Object(request.arguments.unwrap_or_default());
-        let call = CallRequest {
-            id: self.call_id(&context.meta),
-            tool: request.name.into_owned(),
-            input,
-            stated_reason: String::new(),
-        };
+        // The caller's call id is its claim, kept as an attribute: the pipeline mints ours.
+        let mut call = CallRequest::new(request.name.into_owned(), input);
+        call.proposer_id = caller_call_id(&context.meta);
 
         // 1. Who is calling: nothing else happens for a caller who cannot prove it.
         let (credential, claims) = match self.identify(presented(context)) {
@@ -272,6 +260,7 @@ impl Inner {
         let mut ctx = CallContext::new(AgentId::new(claims.actor()), TaskId::new(&*claims.task));
         ctx.chain = claims.chain();
         ctx.on_behalf_of = claims.on_behalf_of.clone();
+        ctx.serves = claims.serves.iter().map(TaskId::new).collect();
         ctx.credential = Some(credential);
         let authorized = match self.pipeline.authorize(&call, &ctx).await {
             Ok(authorized) => authorized,
@@ -304,18 +293,6 @@ impl Inner {
         }
     }
 
-    /// The caller's call id when it sent a sensible one, so both audit logs name the same call;
-    /// otherwise one of ours.
-    fn call_id(&self, meta: &RequestMetaObject) -> CallId {
-        let sensible = |id: &&str| {
-            (1..=MAX_CALL_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic())
-        };
-        match meta.get(META_CALL_ID).and_then(Value::as_str).filter(sensible) {
-            Some(id) => CallId::new(id),
-            None => CallId::new(format!("mcp-{}", self.next_call.fetch_add(1, Ordering::Relaxed))),
-        }
-    }
-
     /// Records a call refused before anyone could be named: there is no agent or task to file it
     /// under, only the `jti` the token claims (if any).
     async fn record_unidentified(&self, call: &CallRequest, rejection: &Rejection) {
@@ -328,8 +305,8 @@ impl Inner {
             Verdict::Deny,
         )
         .with_reason(Reason::new(rejection.code(), rejection.to_string()))
-        .with_detail(json!({ "jti": rejection.jti }));
-        event.call_id = Some(call.id.clone());
+        .with_detail(json!({ "jti": rejection.jti, "proposer_id": call.proposer_id }));
+        event.call_id = Some(CallId::mint());
         event.tool = Some(call.tool.chars().take(MAX_LOGGED_NAME).collect());
         event.guard = Some(GUARD_NAME.to_owned());
         event.args_digest = Some(canonical::digest(&call.input));
@@ -357,7 +334,8 @@ fn tool_failed(error: &ToolError) -> CallToolResult {
     let mut result = CallToolResult::error(vec![ContentBlock::text(error.model_message())]);
     result.structured_content = Some(match error {
         ToolError::Rejected(_) => json!({ "rejected": true }),
-        ToolError::Internal(_) => json!({ "failed": true }),
+        // It ran (or may have): the caller keeps its reservation.
+        ToolError::Internal(_) | ToolError::OutputTooLarge { .. } => json!({ "failed": true }),
     });
     result
 }
@@ -485,4 +463,13 @@ impl AuditSink for TracingOnly {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         Ok(SealedEvent { seq, event, prev_hash: String::new(), hash: String::new() })
     }
+}
+
+/// The caller's id for the call when it sent a sensible one, so both audit logs can be matched:
+/// an attribute of the call, never a key (the pipeline mints the id it keys on).
+fn caller_call_id(meta: &RequestMetaObject) -> Option<String> {
+    let sensible = |id: &&str| {
+        (1..=MAX_CALL_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic())
+    };
+    meta.get(META_CALL_ID).and_then(Value::as_str).filter(sensible).map(str::to_owned)
 }

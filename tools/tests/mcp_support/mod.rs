@@ -7,7 +7,7 @@ use agent_core::audit::{AuditLog, MemorySink, SealedEvent};
 use agent_core::pipeline::CallRequest;
 use agent_core::tool::{Invocation, ToolError, ToolOutput};
 use agent_core::{
-    AgentId, CallContext, CallId, Credential, EffectClass, Pipeline, Scope, TaskId, Tool, ToolMenu,
+    AgentId, CallContext, Credential, EffectClass, Pipeline, Scope, TaskId, Tool, ToolMenu,
     ToolName, ToolSpec, canonical,
 };
 use async_trait::async_trait;
@@ -217,7 +217,7 @@ pub async fn call_through(
     ctx.on_behalf_of = Some("noah_brown_6181".to_owned());
     ctx.credential = Some(task_token.clone());
     let request = CallRequest {
-        id: CallId::new(format!("toolu_{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed))),
+        proposer_id: Some(format!("toolu_{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed))),
         tool: tool.to_owned(),
         input,
         stated_reason: String::new(),

@@ -6,7 +6,7 @@
 
 use agent_core::audit::{AuditLog, MemorySink};
 use agent_core::pipeline::CallRequest;
-use agent_core::tool::{ToolError, ToolOutput};
+use agent_core::tool::{Invocation, ToolError, ToolOutput};
 use agent_core::{AgentId, CallContext, CallId, Pipeline, TaskId, ToolMenu};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -64,7 +64,7 @@ impl Harness {
         input: Value,
     ) -> Result<ToolOutput, ToolError> {
         let request = CallRequest {
-            id: CallId::from(call_id),
+            proposer_id: Some(call_id.to_string()),
             tool: tool.to_owned(),
             input,
             stated_reason: String::new(),
@@ -76,10 +76,29 @@ impl Harness {
         self.pipeline.menu().invoke(authorized).await
     }
 
+    /// Calls `tool` directly as the runtime's call `call_id` (no pipeline, so calling again with
+    /// the same id is the runtime retrying that very call, as after a lost answer).
+    pub async fn retry(
+        &self,
+        call_id: &str,
+        tool: &str,
+        input: Value,
+    ) -> Result<ToolOutput, ToolError> {
+        let tools = all_tools(&self.desk);
+        let tool = tools.iter().find(|candidate| candidate.spec().name.as_str() == tool).unwrap();
+        let invocation = Invocation::new(
+            CallId::new(call_id),
+            self.context.task.clone(),
+            self.context.agent.clone(),
+            agent_core::canonical::digest(&input),
+        );
+        tool.call(input, &invocation).await
+    }
+
     /// Whether the pipeline's schema stage refuses `input` for `tool`.
     pub async fn schema_refuses(&self, tool: &str, input: Value) -> bool {
         let request = CallRequest {
-            id: CallId::from("schema-check"),
+            proposer_id: Some("schema-check".to_string()),
             tool: tool.to_owned(),
             input,
             stated_reason: String::new(),

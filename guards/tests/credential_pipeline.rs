@@ -321,3 +321,135 @@ async fn a_subagent_gets_a_subset_of_the_menu_and_a_narrowed_token_and_is_audite
     let report = helper_again.run(stolen).await;
     assert_eq!(denial_codes(&report), ["wrong_agent", "unknown_tool"]);
 }
+
+/// Asks a human about every refund.
+struct AsksForRefunds;
+
+impl agent_core::Guard for AsksForRefunds {
+    fn name(&self) -> &str {
+        "policy"
+    }
+    fn check(
+        &self,
+        call: &agent_core::ProposedCall<'_>,
+        _ctx: &CallContext,
+    ) -> agent_core::Decision {
+        if call.spec.name.as_str() == "issue_refund" {
+            agent_core::Decision::NeedsApproval(agent_core::guard::ApprovalNeed {
+                reason: agent_core::Reason::new("refund", "refunds need a human"),
+                policies: vec![],
+            })
+        } else {
+            agent_core::Decision::Allow
+        }
+    }
+}
+
+/// Says yes, after something happens to the task while the reviewer reads: its token is revoked
+/// (the task was ended), or time passes.
+struct SlowReviewer {
+    revoke: Option<Arc<guards::credentials::Revocations>>,
+    reads_for: std::time::Duration,
+}
+
+#[async_trait]
+impl agent_core::Approver for SlowReviewer {
+    async fn decide(&self, request: agent_core::ApprovalRequest) -> agent_core::ApprovalAnswer {
+        if let Some(revocations) = &self.revoke {
+            revocations.revoke_task(request.task.as_str());
+        }
+        tokio::time::sleep(self.reads_for).await;
+        agent_core::ApprovalAnswer::Approved(agent_core::ApprovalGrant::for_request(
+            &request, "alice", "test",
+        ))
+    }
+}
+
+/// A pipeline whose refunds need a human answered by `reviewer`, with a credential guard that
+/// sees `revocations` and no clock leeway; and the context of task T-1001 with a token of
+/// `lifetime`.
+fn waiting_desk(
+    revocations: &Arc<guards::credentials::Revocations>,
+    reviewer: SlowReviewer,
+    lifetime: Option<std::time::Duration>,
+) -> (Desk, Pipeline, CallContext) {
+    let desk = desk();
+    let verifier =
+        desk.fx.issuer.verifier().unwrap().with_revocations(Arc::clone(revocations)).with_leeway(0);
+    let pipeline =
+        Pipeline::new(Arc::clone(desk.pipeline.menu()), AuditLog::new(desk.sink.clone()))
+            .with_guard(Arc::new(CredentialGuard::new(Arc::new(verifier), AUDIENCE)))
+            .with_guard(Arc::new(AsksForRefunds))
+            .with_approver(Arc::new(reviewer), std::time::Duration::from_secs(30))
+            .with_call_credentials(Arc::new(CallTokens::new(
+                Arc::clone(&desk.fx.issuer),
+                AUDIENCE,
+            )));
+    let mut grant = desk.fx.grant_for("T-1001", &["orders:read", "refunds:write"]);
+    grant.on_behalf_of = Some("noah_brown_6181".into());
+    grant.lifetime = lifetime;
+    let token = desk.fx.issuer.mint_task(&grant).unwrap();
+    let mut ctx = CallContext::new("refund-bot".into(), "T-1001".into());
+    ctx.on_behalf_of = Some("noah_brown_6181".into());
+    ctx.credential = Some(token);
+    (desk, pipeline, ctx)
+}
+
+fn big_refund() -> agent_core::pipeline::CallRequest {
+    agent_core::pipeline::CallRequest::new(
+        "issue_refund",
+        json!({"order_id": "#W1001", "amount": 500}),
+    )
+    .proposed_as("toolu_1")
+}
+
+/// Checks the call was refused after the wait with `code`, on record, with no intent and no run.
+fn refused_after_the_wait(desk: &Desk, denied: &agent_core::Denied, code: &str) {
+    assert_eq!(denied.reason.code, code, "{denied:?}");
+    assert_eq!(denied.stage, agent_core::audit::Stage::Guard);
+    assert!(denied.approval_wait.is_some(), "refused after the wait: {denied:?}");
+    let events = desk.sink.events();
+    let refusal = events
+        .iter()
+        .find(|e| e.event.detail.get("after_approval_wait_ms").is_some())
+        .expect("the refusal after the wait is on record");
+    assert_eq!(refusal.event.reasons[0].code, code);
+    assert!(
+        events.iter().all(|e| e.event.stage != agent_core::audit::Stage::Intent),
+        "no intent record for a call refused after the wait"
+    );
+    assert!(desk.refunds.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_task_revoked_while_its_reviewer_reads_is_refused_after_the_yes() {
+    // The attack: the task is ended (its token revoked) while a reviewer reads; the yes arrives
+    // later and the call must not run on a dead task's authority.
+    let revocations = Arc::new(guards::credentials::Revocations::new());
+    let reviewer = SlowReviewer {
+        revoke: Some(Arc::clone(&revocations)),
+        reads_for: std::time::Duration::ZERO,
+    };
+    let (desk, pipeline, ctx) = waiting_desk(&revocations, reviewer, None);
+    let denied = pipeline.authorize(&big_refund(), &ctx).await.unwrap_err();
+    refused_after_the_wait(&desk, &denied, "revoked");
+
+    // Positive control: the same yes without the revocation lets the refund run.
+    let revocations = Arc::new(guards::credentials::Revocations::new());
+    let reviewer = SlowReviewer { revoke: None, reads_for: std::time::Duration::ZERO };
+    let (desk, pipeline, ctx) = waiting_desk(&revocations, reviewer, None);
+    let authorized = pipeline.authorize(&big_refund(), &ctx).await.unwrap();
+    pipeline.menu().invoke(authorized).await.unwrap();
+    assert_eq!(desk.refunds.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_task_token_that_expires_while_its_reviewer_reads_is_refused_after_the_yes() {
+    // A one-second token and a reviewer who takes two: the yes comes after the task's time.
+    let revocations = Arc::new(guards::credentials::Revocations::new());
+    let reviewer = SlowReviewer { revoke: None, reads_for: std::time::Duration::from_millis(2100) };
+    let lifetime = Some(std::time::Duration::from_secs(1));
+    let (desk, pipeline, ctx) = waiting_desk(&revocations, reviewer, lifetime);
+    let denied = pipeline.authorize(&big_refund(), &ctx).await.unwrap_err();
+    refused_after_the_wait(&desk, &denied, "expired");
+}

@@ -22,6 +22,7 @@ use guards::credentials::{
 use guards::policy::{PolicyBundle, PolicyGuard};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tools::Desk;
 use tools::mcp::{McpEndpoint, McpToolServer, McpToolSource, SourceOptions, ToolImport};
 
@@ -290,7 +291,7 @@ impl Runtime {
     }
 
     fn mint(&self, task: &str, customer: Option<&str>) -> Result<Credential, String> {
-        mint(&self.issuer, &self.manifest, task, customer)
+        mint(&self.issuer, &self.manifest, task, customer, self.manifest.credentials.token_lifetime)
     }
 }
 
@@ -320,6 +321,7 @@ fn mint(
     manifest: &Manifest,
     task: &str,
     customer: Option<&str>,
+    lifetime: Duration,
 ) -> Result<Credential, String> {
     let scopes = manifest
         .credentials
@@ -334,7 +336,7 @@ fn mint(
             audience: vec![manifest.credentials.audience.clone()],
             scopes,
             on_behalf_of: customer.map(str::to_owned),
-            lifetime: Some(manifest.credentials.token_lifetime),
+            lifetime: Some(lifetime),
         })
         .map_err(|e| e.to_string())
 }
@@ -422,7 +424,12 @@ async fn import(
     endpoint: &McpEndpoint,
     audit: AuditLog,
 ) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource, Vec<(String, String)>), String> {
-    let token = mint(issuer, manifest, "mcp-session", None)?;
+    // The session's token only lists tools (each call carries its own token), and the source
+    // re-lists with it all session long: a token that expired would withdraw every tool
+    // (`not_listed`), so it lives the longest a token may. A session longer than that fails
+    // closed and must be started again.
+    let session = Duration::from_secs(guards::credentials::MAX_LIFETIME_SECONDS);
+    let token = mint(issuer, manifest, "mcp-session", None, session)?;
     let options = SourceOptions::default().audit(audit, AgentId::new(&manifest.agent.id));
     let source =
         McpToolSource::connect(endpoint, token, options).await.map_err(|e| e.to_string())?;
@@ -497,19 +504,13 @@ async fn web_console(manifest: &Manifest) -> Result<Arc<dyn Approver>, String> {
     Ok(console)
 }
 
-/// A fresh log file in `dir`, named by the time.
-/// A run id: the start time in milliseconds, the process id and a count of the runtimes this
-/// process started, in hex, so that two runtimes started in one millisecond (tests, harnesses)
-/// never share task ids on one ledger.
+/// A run id, unique across processes and across runtimes of one process (tests and harnesses
+/// start several in one millisecond), so that no two runs share task ids on one ledger.
 fn run_id() -> String {
-    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
-    let count = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{millis:x}{:x}{count:x}", std::process::id())
+    agent_core::ids::unique_suffix()
 }
 
+/// A fresh log file in `dir`, named by the time.
 fn new_log_path(dir: &Path) -> PathBuf {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -299,7 +299,8 @@ struct AgentTally {
     menu: BTreeSet<String>,
     effects: BTreeMap<String, String>,
     effects_recorded: bool,
-    /// By task and call id (a model's call ids are unique within a task only).
+    /// By task and the runtime's call id (minted per call, so a model repeating its own ids
+    /// cannot fold two calls into one here).
     calls: BTreeMap<(TaskId, String), CallTally>,
     /// Waits of approval requests by outcome (`None` when the wait is not on record).
     approvals: BTreeMap<String, Vec<Option<u64>>>,

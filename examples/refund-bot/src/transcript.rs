@@ -68,7 +68,8 @@ pub fn ticket_heading(style: Style, ticket: &QueueTicket, position: usize, total
     out
 }
 
-/// One block per call: what the model asked for, each stage's verdict, and what ran.
+/// One block per call: what the model asked for, each stage's verdict, and what ran. `events`
+/// are the task's audit events oldest first (reverse what `AuditStore::query` returns).
 pub fn calls(style: Style, report: &TaskReport, events: &[SealedEvent]) -> String {
     let mut out = String::new();
     for call in &report.calls {

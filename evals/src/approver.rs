@@ -1,6 +1,6 @@
 //! The scenario's human: approves, refuses, or stays silent, as the file says.
 
-use crate::scenario::{Answer, ApproverSpec, CallSpec};
+use crate::scenario::{Answer, ApproverSpec, CallPattern};
 use agent_core::approval::{ApprovalAnswer, ApprovalGrant, ApprovalRequest, Approver};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// A scripted reviewer that counts how often it was asked.
 pub struct ScenarioReviewer {
     answer: Answer,
-    approve_only: Vec<CallSpec>,
+    approve_only: Vec<CallPattern>,
     asked: AtomicUsize,
 }
 

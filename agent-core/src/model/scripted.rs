@@ -23,12 +23,24 @@ pub struct ScriptedCall {
     pub name: String,
     /// The arguments, as the model would send them.
     pub input: Value,
+    /// The `tool_use` id to send instead of the script's own numbering: a compromised model
+    /// chooses its ids, and may reuse one (see [`ScriptedCall::with_id`]).
+    pub id: Option<String>,
 }
 
 impl ScriptedCall {
-    /// A call of tool `name` with `input`.
+    /// A call of tool `name` with `input`, under the script's own id.
     pub fn new(name: impl Into<String>, input: Value) -> Self {
-        Self { name: name.into(), input }
+        Self { name: name.into(), input, id: None }
+    }
+
+    /// The same call sent with the `tool_use` id `id`, which may repeat another call's: what a
+    /// compromised model can do, and what the runtime must gain nothing from. The other calls
+    /// keep their numbers (`toolu_scripted_N` is the script's N-th call, whatever ids it chose).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 }
 
@@ -66,7 +78,9 @@ impl ScriptedTurn {
 /// A [`Model`] that answers with the turns of a script, in order, then ends every turn with
 /// "(end of script)".
 ///
-/// Tool-use ids are `toolu_scripted_1`, `toolu_scripted_2`, … counted across the whole script.
+/// Tool-use ids are `toolu_scripted_1`, `toolu_scripted_2`, … counted across the whole script,
+/// unless a call chose its own ([`ScriptedCall::with_id`]); such a call still takes its number,
+/// so the others keep theirs.
 ///
 /// ```
 /// use agent_core::model::{ScriptedCall, ScriptedModel, ScriptedTurn};
@@ -78,6 +92,11 @@ impl ScriptedTurn {
 ///         ScriptedCall::new("refund", json!({ "order_id": "A-1", "cents": 500 })),
 ///     ])
 ///     .with_text("the customer asked for a refund"),
+///     // The third call reuses the second's id, as a compromised model may.
+///     ScriptedTurn::tools(vec![
+///         ScriptedCall::new("refund", json!({ "order_id": "A-2", "cents": 500 }))
+///             .with_id("toolu_scripted_2"),
+///     ]),
 ///     ScriptedTurn::text("done"),
 /// ]);
 /// # let _ = model;
@@ -130,8 +149,9 @@ impl Model for ScriptedModel {
         let stop_reason =
             if turn.calls.is_empty() { StopReason::EndTurn } else { StopReason::ToolUse };
         for call in turn.calls {
-            let id = format!("toolu_scripted_{}", state.next_id);
+            let number = state.next_id;
             state.next_id += 1;
+            let id = call.id.unwrap_or_else(|| format!("toolu_scripted_{number}"));
             content.push(ContentBlock::ToolUse { id, name: call.name, input: call.input });
         }
         Ok(response(turn_number, content, stop_reason))
@@ -163,5 +183,56 @@ fn response(
         stop_reason,
         usage: Usage::default(),
         request_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The `tool_use` ids of every call in `response`, in order.
+    fn ids(response: &ModelResponse) -> Vec<String> {
+        response
+            .content
+            .iter()
+            .filter_map(|block| match block {
+                ContentBlock::ToolUse { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn request() -> ModelRequest {
+        ModelRequest {
+            model: "scripted".to_owned(),
+            max_tokens: 16,
+            system: None,
+            messages: Vec::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chosen_id_is_sent_and_the_other_calls_keep_their_numbers() {
+        let call = |n: u64| ScriptedCall::new("refund", json!({ "n": n }));
+        let model = ScriptedModel::new(vec![
+            ScriptedTurn::tool("lookup", json!({})),
+            // Reused across turns, then twice within one turn.
+            ScriptedTurn::tools(vec![call(2).with_id("toolu_scripted_1"), call(3)]),
+            ScriptedTurn::tools(vec![call(4).with_id("dup"), call(5).with_id("dup"), call(6)]),
+        ]);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(ids(&model.respond(&request()).await.unwrap()));
+        }
+        assert_eq!(
+            seen,
+            [
+                vec!["toolu_scripted_1"],
+                vec!["toolu_scripted_1", "toolu_scripted_3"],
+                vec!["dup", "dup", "toolu_scripted_6"],
+            ]
+        );
     }
 }

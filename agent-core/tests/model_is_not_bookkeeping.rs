@@ -458,3 +458,46 @@ async fn the_loop_answers_each_call_by_the_models_id_and_reports_both() {
     assert_eq!(answered, model_ids);
     assert!(report.calls.iter().all(|call| call.call_id.as_str().starts_with("call-")));
 }
+
+#[tokio::test]
+async fn a_parent_and_helpers_running_at_once_ask_no_more_than_the_allowance() {
+    let (timeline, _sink, log) = timeline_log();
+    let refund = RecordingTool::new("issue_refund", EffectClass::Irreversible, &timeline)
+        .touches("Order", "order_id");
+    let approver = CountingApprover::approving();
+    let pipeline = Pipeline::new(Arc::new(ToolMenu::new([Arc::new(refund) as _]).unwrap()), log)
+        .with_guard(Arc::new(AsksFor("issue_refund")))
+        .with_approver(Arc::new(approver.clone()), Duration::from_secs(5));
+    let parent =
+        Agent::builder("bot".into(), refunds(&["#W1", "#W2", "#W3"]), Arc::new(pipeline)).build();
+    let task = Task::new("ticket-1", "Refund.").credential(Credential::new("parent-token"));
+    let scopes = [Scope::new("refunds:write").unwrap()];
+    let helpers: Vec<(Agent, Task)> = [["#W4", "#W5", "#W6"], ["#W7", "#W8", "#W9"]]
+        .into_iter()
+        .map(|orders| {
+            let helper = parent
+                .subagent("helper".into(), refunds(&orders), ["issue_refund"])
+                .unwrap()
+                .build();
+            let sub = task.delegate(&helper, &TestDelegator, &scopes, "Refund.").unwrap();
+            (helper, sub)
+        })
+        .collect();
+    // All three at once: nine calls that need a human, racing for one allowance of three.
+    let (_, first, second) = tokio::join!(
+        parent.run(task.clone()),
+        helpers[0].0.run(helpers[0].1.clone()),
+        helpers[1].0.run(helpers[1].1.clone()),
+    );
+    assert_eq!(approver.count(), 3, "{:?}", approver.asked());
+    let limited = [&first, &second]
+        .iter()
+        .flat_map(|report| report.denied())
+        .filter(|call| {
+            matches!(&call.outcome, CallOutcome::Denied(denied) if denied.reason.code == "approval_limit")
+        })
+        .count();
+    assert!(limited >= 3, "the helpers were refused once the allowance was gone: {limited}");
+    assert_eq!(task.tally.approvals().asked, 3);
+    assert_eq!(task.tally.calls_proposed(), 9);
+}

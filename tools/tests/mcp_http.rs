@@ -188,3 +188,25 @@ async fn a_per_call_bearer_is_spent_once_and_a_task_token_cannot_write() {
     assert_eq!(samples.ran().len(), 1);
     listening.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_renewed_listing_token_is_the_bearer_of_each_listing() {
+    let fixture = Fixture::new();
+    let (_samples, tools) = samples();
+    let (server, _sink) = fixture.server(tools);
+    let listening = server.serve_http("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let endpoint = McpEndpoint::url(listening.url());
+    // Connected with a reader's token (which lists one tool, as the test above shows), listing
+    // with fresh tokens of every scope: the listing shows what the fresh bearer grants.
+    let issuer = std::sync::Arc::clone(&fixture.issuer);
+    let grant = fixture.grant(&ALL);
+    let mint: tools::mcp::ListingTokens =
+        std::sync::Arc::new(move || issuer.mint_task(&grant).map_err(|error| error.to_string()));
+    let options = SourceOptions::default().renew_listing_token(mint);
+    let reader = fixture.task_token(&["orders:read"]);
+    let source = McpToolSource::connect(&endpoint, reader, options).await.unwrap();
+    let names: Vec<String> =
+        source.offered().await.unwrap().into_iter().map(|tool| tool.name).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    listening.shutdown().await;
+}

@@ -424,13 +424,18 @@ async fn import(
     endpoint: &McpEndpoint,
     audit: AuditLog,
 ) -> Result<(Vec<Arc<dyn Tool>>, McpToolSource, Vec<(String, String)>), String> {
-    // The session's token only lists tools (each call carries its own token), and the source
-    // re-lists with it all session long: a token that expired would withdraw every tool
-    // (`not_listed`), so it lives the longest a token may. A session longer than that fails
-    // closed and must be started again.
-    let session = Duration::from_secs(guards::credentials::MAX_LIFETIME_SECONDS);
-    let token = mint(issuer, manifest, "mcp-session", None, session)?;
-    let options = SourceOptions::default().audit(audit, AgentId::new(&manifest.agent.id));
+    // The session's token only lists tools (each call carries its own token). The source re-lists
+    // all session long, each time with a fresh short-lived token: one that expired would see
+    // nothing and withdraw every tool.
+    let lifetime = manifest.credentials.token_lifetime;
+    let token = mint(issuer, manifest, "mcp-session", None, lifetime)?;
+    let listing = {
+        let (issuer, manifest) = (Arc::clone(issuer), manifest.clone());
+        move || mint(&issuer, &manifest, "mcp-session", None, lifetime)
+    };
+    let options = SourceOptions::default()
+        .audit(audit, AgentId::new(&manifest.agent.id))
+        .renew_listing_token(Arc::new(listing));
     let source =
         McpToolSource::connect(endpoint, token, options).await.map_err(|e| e.to_string())?;
     let imports: Vec<ToolImport> = local.iter().map(|tool| declared_import(tool.spec())).collect();

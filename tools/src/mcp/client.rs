@@ -277,8 +277,11 @@ impl From<rmcp::model::Tool> for OfferedTool {
     }
 }
 
+/// Mints a fresh token for listing a server's tools: see [`SourceOptions::renew_listing_token`].
+pub type ListingTokens = Arc<dyn Fn() -> Result<Credential, String> + Send + Sync>;
+
 /// Options for a connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SourceOptions {
     /// How long one call may take before it fails (default 30 s).
@@ -298,6 +301,24 @@ pub struct SourceOptions {
     /// `relist_failed` (default 2: one failure is audited and retried at the next check, the
     /// second withdraws; at least 1). A closed connection withdraws at its first failed re-list.
     pub relist_failure_limit: u32,
+    /// Where each listing's token comes from when the connection's own token would expire during
+    /// the session (default: none, every listing presents the connection's token). A re-list with
+    /// an expired token sees nothing and withdraws every tool, so a session that outlives its
+    /// token needs fresh ones.
+    pub listing_tokens: Option<ListingTokens>,
+}
+
+impl std::fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceOptions")
+            .field("call_timeout", &self.call_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("agent", &self.agent)
+            .field("relist_every", &self.relist_every)
+            .field("relist_failure_limit", &self.relist_failure_limit)
+            .field("listing_tokens", &self.listing_tokens.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SourceOptions {
@@ -309,6 +330,7 @@ impl Default for SourceOptions {
             agent: AgentId::new("mcp-import"),
             relist_every: Duration::from_secs(30),
             relist_failure_limit: 2,
+            listing_tokens: None,
         }
     }
 }
@@ -341,6 +363,15 @@ impl SourceOptions {
     #[must_use]
     pub fn relist_every(mut self, every: Duration) -> Self {
         self.relist_every = every;
+        self
+    }
+
+    /// Lists with a token from `mint` each time (a fresh, short-lived one), instead of the
+    /// connection's: for sessions that outlive the connection's token. A token `mint` cannot make
+    /// fails that listing (audited, and withdrawing at the limit like any failed re-list).
+    #[must_use]
+    pub fn renew_listing_token(mut self, mint: ListingTokens) -> Self {
+        self.listing_tokens = Some(mint);
         self
     }
 
@@ -485,6 +516,7 @@ struct Connection {
     service: RunningService<RoleClient, ListChanged>,
     carrier: Carrier,
     token: Credential,
+    listing_tokens: Option<ListingTokens>,
     call_timeout: Duration,
 }
 
@@ -597,8 +629,14 @@ impl McpToolSource {
                 connect_error(format!("no handshake within {:?}", options.connect_timeout))
             })?
             .map_err(|error| connect_error(error.to_string()))?;
-        let connection =
-            Connection { label, service, carrier, token, call_timeout: options.call_timeout };
+        let connection = Connection {
+            label,
+            service,
+            carrier,
+            token,
+            listing_tokens: options.listing_tokens.clone(),
+            call_timeout: options.call_timeout,
+        };
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             connection,
@@ -859,9 +897,15 @@ impl Connection {
                 params: Some(PaginatedRequestParams::default().with_cursor(cursor)),
                 extensions: Default::default(),
             });
-            let meta = match self.carrier {
-                Carrier::Meta => Some(token_meta(&self.token)),
-                Carrier::Bearer => None,
+            let token = match &self.listing_tokens {
+                None => self.token.clone(),
+                Some(mint) => mint().map_err(|error| {
+                    self.list_failed(&format!("no fresh token to list with: {error}"))
+                })?,
+            };
+            let (request, meta) = match self.carrier {
+                Carrier::Meta => (request, Some(token_meta(&token))),
+                Carrier::Bearer => (with_bearer(request, token), None),
             };
             let page = match self.send(request, meta).await {
                 Ok(ServerResult::ListToolsResult(page)) => page,
@@ -935,6 +979,15 @@ impl Connection {
             other => format!("the call of `{tool}` on `{server}` failed: {other}{unknown}"),
         })
     }
+}
+
+/// A listing request whose HTTP bearer is `token` (the per-request client reads it from the
+/// extensions, which are never serialized).
+fn with_bearer(mut request: ClientRequest, token: Credential) -> ClientRequest {
+    if let ClientRequest::ListToolsRequest(list) = &mut request {
+        list.extensions.insert(CallBearer(token));
+    }
+    request
 }
 
 /// `_meta` carrying a token.

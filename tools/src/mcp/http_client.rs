@@ -44,15 +44,19 @@ impl PerCallBearerClient {
     }
 }
 
-/// The call's own bearer for a `tools/call` that carries one, else the connection's.
+/// The request's own bearer for a `tools/call` (the call's credential) or a `tools/list` (a fresh
+/// listing token) that carries one, else the connection's.
 fn bearer_for(message: &ClientJsonRpcMessage, connection: Option<String>) -> Option<String> {
-    if let JsonRpcMessage::Request(request) = message
-        && let ClientRequest::CallToolRequest(call) = &request.request
-        && let Some(CallBearer(credential)) = call.extensions.get::<CallBearer>()
-    {
-        return Some(credential.expose().to_owned());
+    let JsonRpcMessage::Request(request) = message else { return connection };
+    let extensions = match &request.request {
+        ClientRequest::CallToolRequest(call) => &call.extensions,
+        ClientRequest::ListToolsRequest(list) => &list.extensions,
+        _ => return connection,
+    };
+    match extensions.get::<CallBearer>() {
+        Some(CallBearer(credential)) => Some(credential.expose().to_owned()),
+        None => connection,
     }
-    connection
 }
 
 impl StreamableHttpClient for PerCallBearerClient {

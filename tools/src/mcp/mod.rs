@@ -33,8 +33,8 @@ pub mod sample;
 mod server;
 
 pub use client::{
-    Import, ImportRefusal, McpEndpoint, McpTool, McpToolSource, OfferedTool, SourceError,
-    SourceOptions, ToolImport, Withdrawal,
+    Import, ImportRefusal, ListingTokens, McpEndpoint, McpTool, McpToolSource, OfferedTool,
+    SourceError, SourceOptions, ToolImport, Withdrawal,
 };
 pub use http::{HttpServer, MCP_PATH};
 pub use pin::pin_digest;

@@ -6,7 +6,6 @@
 
 mod mcp_support;
 
-use agent_core::Tool;
 use guards::credentials::Verifier;
 use mcp_support::*;
 use std::sync::Arc;

@@ -420,6 +420,8 @@ struct TaskRun<'a> {
     agent: &'a Agent,
     ctx: CallContext,
     messages: Vec<Message>,
+    /// The bytes of `messages`, as re-sent to the model each turn, kept as they grow.
+    conversation_bytes: usize,
     report: TaskReport,
     deadline: Instant,
 }
@@ -456,13 +458,22 @@ impl<'a> TaskRun<'a> {
             text = format!("{text}\n\n{labelled}");
             ctx.evidence.push(Evidence::Untrusted(input.clone()));
         }
-        Self {
+        let mut run = Self {
             agent,
             ctx,
-            messages: vec![Message::user_text(text)],
+            messages: Vec::new(),
+            conversation_bytes: 0,
             report,
             deadline: Instant::now() + agent.limits.max_wall_time,
-        }
+        };
+        run.push(Message::user_text(text));
+        run
+    }
+
+    /// Adds a message to the conversation, and its bytes to what each turn re-sends.
+    fn push(&mut self, message: Message) {
+        self.conversation_bytes = self.conversation_bytes.saturating_add(message_bytes(&message));
+        self.messages.push(message);
     }
 
     async fn start(&mut self) -> Result<(), TaskEnd> {
@@ -505,7 +516,7 @@ impl<'a> TaskRun<'a> {
             if Instant::now() >= self.deadline {
                 return TaskEnd::WallTimeLimit;
             }
-            if conversation_bytes(&self.messages) > limits.max_conversation_bytes {
+            if self.conversation_bytes > limits.max_conversation_bytes {
                 return TaskEnd::ConversationLimit;
             }
             self.report.turns += 1;
@@ -532,8 +543,7 @@ impl<'a> TaskRun<'a> {
                 });
             }
             // Echo the assistant turn verbatim, unknown blocks included.
-            self.messages
-                .push(Message { role: Role::Assistant, content: response.content.clone() });
+            self.push(Message { role: Role::Assistant, content: response.content.clone() });
             match &response.stop_reason {
                 StopReason::ToolUse => {}
                 StopReason::EndTurn | StopReason::StopSequence => return TaskEnd::Completed,
@@ -562,7 +572,7 @@ impl<'a> TaskRun<'a> {
             if results.is_empty() {
                 return TaskEnd::UnknownStop("tool_use without tool calls".to_owned());
             }
-            self.messages.push(Message { role: Role::User, content: results });
+            self.push(Message { role: Role::User, content: results });
         }
     }
 
@@ -726,11 +736,11 @@ fn leaves(value: &Value) -> Vec<Value> {
     found
 }
 
-/// The bytes of conversation a model turn re-sends: every block of every message, as JSON.
-fn conversation_bytes(messages: &[Message]) -> usize {
-    messages
+/// The bytes a message adds to what each model turn re-sends: its blocks, as JSON.
+fn message_bytes(message: &Message) -> usize {
+    message
+        .content
         .iter()
-        .flat_map(|message| &message.content)
         .map(|block| serde_json::to_vec(block).map_or(usize::MAX, |bytes| bytes.len()))
         .fold(0, usize::saturating_add)
 }

@@ -360,29 +360,28 @@ impl Pipeline {
         drop(canonical);
         let record = Recorder::new(&self.audit, request, &call_id, ctx, &digest, oversized);
 
-        // 1. Menu.
-        let Some(entry) = self.menu.entry(&request.tool) else {
-            let detail = format!("`{}` is not on the agent's menu", record.tool_name);
-            return Err(record
-                .deny_with(
-                    Stage::Menu,
-                    None,
-                    Reason::new("unknown_tool", detail),
-                    record.door(proposal),
-                )
-                .await);
+        // 1. Menu: a tool on it, and not withdrawn since.
+        let on_menu = match self.menu.entry(&request.tool) {
+            None => Err(Reason::new(
+                "unknown_tool",
+                format!("`{}` is not on the agent's menu", record.tool_name),
+            )),
+            Some(entry) => match entry.tool.withdrawn() {
+                Some(why) => Err(Reason::new(
+                    "tool_withdrawn",
+                    format!("`{}` was withdrawn: {why}", record.tool_name),
+                )),
+                None => Ok(entry),
+            },
         };
-        if let Some(why) = entry.tool.withdrawn() {
-            let detail = format!("`{}` was withdrawn: {why}", record.tool_name);
-            return Err(record
-                .deny_with(
-                    Stage::Menu,
-                    None,
-                    Reason::new("tool_withdrawn", detail),
-                    record.door(proposal),
-                )
-                .await);
-        }
+        let entry = match on_menu {
+            Ok(entry) => entry,
+            Err(reason) => {
+                return Err(record
+                    .deny_with(Stage::Menu, None, reason, record.door(proposal))
+                    .await);
+            }
+        };
         record.guard_verdict_at(Stage::Menu, None, Verdict::Allow, record.door(proposal)).await?;
         let spec = entry.tool.spec();
 

@@ -9,6 +9,8 @@
 // Helpers and fakes here are test code too: a failed unwrap or a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use agent_core::agent::CallOutcome;
 use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::{SealedEvent, Stage};
@@ -20,12 +22,13 @@ use agent_core::{
 };
 use async_trait::async_trait;
 use guards::budget::{BudgetStore, Class, Limits, Spend, Usage, Verdict, today};
-use refund_bot::manifest::{Manifest, ToolSource, default_path};
+use refund_bot::manifest::{Manifest, ToolSource};
 use refund_bot::queue::{Expect, QueueTicket, TicketKind};
-use refund_bot::runtime::{Runtime, ServeTools, Settings, offered_tools};
+use refund_bot::runtime::{Runtime, ServeTools, Settings};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use support::{is_call, manifest_in, policy_event, set};
 
 /// The agent's id in the shipped manifest: the ledger counts per agent under it.
 const AGENT: &str = "refund-bot";
@@ -388,44 +391,19 @@ impl Tool for RefusesEverything {
     }
 }
 
-/// The refund bot's manifest, copied into `dir` with its paths made absolute, its audit dir
-/// and ledger in `dir`, and, if given, a per-customer daily money cap in dollars.
+/// The refund bot's manifest in `dir`, with a per-customer daily cap of `customer_cap` dollars.
 fn manifest(dir: &Path, customer_cap: Option<f64>) -> Manifest {
-    let shipped = default_path();
-    let base = shipped.parent().unwrap();
-    let mut file: toml::Table = std::fs::read_to_string(&shipped).unwrap().parse().unwrap();
-    // Paths in a manifest are relative to it: point them back at the shipped files.
-    for (section, key) in [("tools", "database"), ("policy", "bundle"), ("queue", "tickets")] {
-        let relative = file[section][key].as_str().unwrap();
-        let path = base.join(relative).canonicalize().unwrap();
-        set(&mut file, &[section, key], path.display().to_string().into());
-    }
-    let audit_dir = dir.join("audit").display().to_string();
-    set(&mut file, &["audit", "dir"], audit_dir.into());
-    let ledger = dir.join("manifest-ledger.sqlite").display().to_string();
-    set(&mut file, &["budget", "ledger"], ledger.into());
-    if let Some(cap) = customer_cap {
-        set(&mut file, &["budget", "per_customer_per_day", "money"], cap.into());
-    }
-
-    let path = dir.join(format!("agent-{}.toml", customer_cap.unwrap_or(0.0)));
-    std::fs::write(&path, file.to_string()).unwrap();
-    let manifest = Manifest::load(&path, &offered_tools()).unwrap();
+    let file_name = format!("agent-{}.toml", customer_cap.unwrap_or(0.0));
+    let manifest = manifest_in(dir, &file_name, |file| {
+        if let Some(cap) = customer_cap {
+            set(file, &["budget", "per_customer_per_day", "money"], cap.into());
+        }
+    });
     if let Some(cap) = customer_cap {
         let cents = (cap * 100.0).round() as i64;
         assert_eq!(manifest.budget.per_customer_per_day.money_cents, Some(cents));
     }
     manifest
-}
-
-/// Sets the value at `path` (tables, then a key) in a TOML document.
-fn set(table: &mut toml::Table, path: &[&str], value: toml::Value) {
-    let (key, tables) = path.split_last().unwrap();
-    let mut at = table;
-    for name in tables {
-        at = at.get_mut(*name).and_then(toml::Value::as_table_mut).unwrap();
-    }
-    at.insert((*key).to_owned(), value);
 }
 
 /// The runtime the refund bot runs, in process, on `ledger`, with its own audit log under
@@ -578,16 +556,4 @@ fn events(log: &Path) -> Vec<SealedEvent> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
-}
-
-fn is_call(event: &SealedEvent, call: &str) -> bool {
-    event.event.call_id.as_ref().is_some_and(|id| id.as_str() == call)
-}
-
-/// The policy guard's event for `call`.
-fn policy_event<'e>(log: &'e [SealedEvent], call: &str) -> &'e agent_core::AuditEvent {
-    &log.iter()
-        .find(|e| is_call(e, call) && e.event.guard.as_deref() == Some("policy"))
-        .unwrap_or_else(|| panic!("no policy event for {call}"))
-        .event
 }

@@ -20,6 +20,8 @@
 // Money is written dollars_cents (`51_79`), as the other refund-bot tests write it.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+mod support;
+
 use agent_core::agent::{CallOutcome, Provenance, read_untrusted_label};
 use agent_core::approval::ScriptedAnswer;
 use agent_core::audit::review::Review;
@@ -42,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{is_call, manifest_in, policy_event, set};
 use tools::Desk;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -797,32 +800,17 @@ fn ticket(id: &str, cast: &Cast) -> QueueTicket {
     }
 }
 
-/// The refund bot's manifest, copied into `dir` with its paths made absolute, its audit dir in
-/// `dir`, and `cap` set.
+/// The refund bot's manifest in `dir`, with `cap` set.
 fn manifest(dir: &Path, cap: Option<Cap>) -> Manifest {
-    let shipped = default_path();
-    let base = shipped.parent().unwrap();
-    let mut file: toml::Table = std::fs::read_to_string(&shipped).unwrap().parse().unwrap();
-    // Paths in a manifest are relative to it: point them back at the shipped files.
-    for (section, key) in [("tools", "database"), ("policy", "bundle"), ("queue", "tickets")] {
-        let relative = file[section][key].as_str().unwrap();
-        let path = base.join(relative).canonicalize().unwrap();
-        set(&mut file, &[section, key], path.display().to_string().into());
-    }
-    set(&mut file, &["audit", "dir"], dir.join("audit").display().to_string().into());
-    let ledger = dir.join("manifest-ledger.sqlite").display().to_string();
-    set(&mut file, &["budget", "ledger"], ledger.into());
-    let (scope, cents) = match cap {
-        Some(Cap::PerCustomerPerDay(cents)) => ("per_customer_per_day", Some(cents)),
-        Some(Cap::PerTask(cents)) => ("per_task", Some(cents)),
-        None => ("per_task", None),
-    };
-    if let Some(cents) = cents {
-        set(&mut file, &["budget", scope, "money"], (cents as f64 / 100.0).into());
-    }
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, file.to_string()).unwrap();
-    let manifest = Manifest::load(&path, &offered_tools()).unwrap();
+    let manifest = manifest_in(dir, "agent.toml", |file| match cap {
+        Some(Cap::PerCustomerPerDay(cents)) => {
+            set(file, &["budget", "per_customer_per_day", "money"], (cents as f64 / 100.0).into());
+        }
+        Some(Cap::PerTask(cents)) => {
+            set(file, &["budget", "per_task", "money"], (cents as f64 / 100.0).into());
+        }
+        None => {}
+    });
     match cap {
         Some(Cap::PerCustomerPerDay(cents)) => {
             assert_eq!(manifest.budget.per_customer_per_day.money_cents, Some(cents));
@@ -833,30 +821,10 @@ fn manifest(dir: &Path, cap: Option<Cap>) -> Manifest {
     manifest
 }
 
-/// Sets the value at `path` (tables, then a key) in a TOML document.
-fn set(table: &mut toml::Table, path: &[&str], value: toml::Value) {
-    let (key, tables) = path.split_last().unwrap();
-    let mut at = table;
-    for name in tables {
-        at = at.get_mut(*name).and_then(toml::Value::as_table_mut).unwrap();
-    }
-    at.insert((*key).to_owned(), value);
-}
-
 /// The menu stage's event for `call`: the call's first, which records how it came in.
 fn menu_event<'e>(log: &'e [SealedEvent], call: &str) -> &'e agent_core::AuditEvent {
     let found = log.iter().find(|e| is_call(e, call) && e.event.stage == Stage::Menu);
     &found.unwrap_or_else(|| panic!("no menu event for {call}")).event
-}
-
-/// The policy guard's event for `call`.
-fn policy_event<'e>(log: &'e [SealedEvent], call: &str) -> &'e agent_core::AuditEvent {
-    let found = log.iter().find(|e| is_call(e, call) && e.event.guard.as_deref() == Some("policy"));
-    &found.unwrap_or_else(|| panic!("no policy event for {call}")).event
-}
-
-fn is_call(event: &SealedEvent, call: &str) -> bool {
-    event.event.call_id.as_ref().is_some_and(|id| id.as_str() == call)
 }
 
 /// The same events with every call's id replaced by the id its proposer gave it (recorded at

@@ -1,6 +1,6 @@
 //! Shared helpers: run the demo queue in-process against a fresh audit dir.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use refund_bot::demo::{self, DemoOutcome, ModelChoice, Presentation};
 use refund_bot::manifest::{ApprovalChannel, Manifest, ToolSource, default_path};
@@ -50,4 +50,53 @@ pub fn fingerprint(outcome: &DemoOutcome) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The shipped manifest copied into `dir` as `file_name`: its paths made absolute (a manifest's
+/// paths are relative to it), its audit dir and budget ledger in `dir`, then `edit` applied to
+/// the TOML; loaded.
+pub fn manifest_in(
+    dir: &std::path::Path,
+    file_name: &str,
+    edit: impl FnOnce(&mut toml::Table),
+) -> Manifest {
+    let shipped = default_path();
+    let base = shipped.parent().unwrap();
+    let mut file: toml::Table = std::fs::read_to_string(&shipped).unwrap().parse().unwrap();
+    for (section, key) in [("tools", "database"), ("policy", "bundle"), ("queue", "tickets")] {
+        let relative = file[section][key].as_str().unwrap();
+        let path = base.join(relative).canonicalize().unwrap();
+        set(&mut file, &[section, key], path.display().to_string().into());
+    }
+    set(&mut file, &["audit", "dir"], dir.join("audit").display().to_string().into());
+    let ledger = dir.join("manifest-ledger.sqlite").display().to_string();
+    set(&mut file, &["budget", "ledger"], ledger.into());
+    edit(&mut file);
+    let path = dir.join(file_name);
+    std::fs::write(&path, file.to_string()).unwrap();
+    Manifest::load(&path, &offered_tools()).unwrap()
+}
+
+/// Sets the value at `path` (tables, then a key) in a TOML document.
+pub fn set(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let (key, tables) = path.split_last().unwrap();
+    let mut at = table;
+    for name in tables {
+        at = at.get_mut(*name).and_then(toml::Value::as_table_mut).unwrap();
+    }
+    at.insert((*key).to_owned(), value);
+}
+
+/// Whether `event` belongs to the call the runtime numbered `call`.
+pub fn is_call(event: &agent_core::SealedEvent, call: &str) -> bool {
+    event.event.call_id.as_ref().is_some_and(|id| id.as_str() == call)
+}
+
+/// The policy guard's event for `call`.
+pub fn policy_event<'e>(
+    log: &'e [agent_core::SealedEvent],
+    call: &str,
+) -> &'e agent_core::AuditEvent {
+    let found = log.iter().find(|e| is_call(e, call) && e.event.guard.as_deref() == Some("policy"));
+    &found.unwrap_or_else(|| panic!("no policy event for {call}")).event
 }

@@ -395,6 +395,17 @@ impl Pipeline {
                 .deny(Stage::Schema, None, Reason::new("input_too_large", detail))
                 .await);
         }
+        // A number a double cannot hold would share its digest with a neighbour (RFC 8785 writes
+        // the nearest double): an approval or a per-call token for one would fit the other.
+        if let Some(number) = canonical::non_i_json_number(&request.input) {
+            let detail = format!(
+                "the arguments hold {number}, an integer beyond ±2^53 that a digest cannot tell \
+                 from its neighbours (send it as a string)"
+            );
+            return Err(record
+                .deny(Stage::Schema, None, Reason::new("input_not_i_json", detail))
+                .await);
+        }
         let errors: Vec<String> =
             entry.validator.iter_errors(&request.input).take(3).map(|e| e.to_string()).collect();
         if !errors.is_empty() {

@@ -55,15 +55,16 @@ async fn a_written_log_verifies_and_reopening_continues_the_chain() {
     let path = dir.path().join("nested/audit.jsonl");
     write_log(&path, 5).await;
     write_log(&path, 3).await;
+    // The header, then eight events: reopening writes no second header.
     let summary = verify_file(&path).unwrap();
-    assert_eq!(summary.events, 8);
+    assert_eq!(summary.events, 9);
     let seqs: Vec<u64> = lines(&path)
         .iter()
         .map(|line| {
             serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"].as_u64().unwrap()
         })
         .collect();
-    assert_eq!(seqs, (0..8).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..9).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -72,7 +73,7 @@ async fn an_edited_event_fails_at_its_own_line() {
     let path = dir.path().join("audit.jsonl");
     write_log(&path, 6).await;
     let mut all = lines(&path);
-    all[3] = all[3].replace("\"t3\"", "\"t9\"");
+    all[3] = all[3].replace("\"t2\"", "\"t9\"");
     write_lines(&path, &all);
     assert_eq!(broken_at(&path), (4, BreakKind::Hash));
 }
@@ -136,9 +137,10 @@ async fn a_log_cut_mid_line_fails_verification_and_cannot_be_continued() {
     write_log(&path, 4).await;
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
-    assert!(matches!(broken_at(&path), (4, BreakKind::Unreadable(_))));
+    // The header and four events: the fifth line is cut.
+    assert!(matches!(broken_at(&path), (5, BreakKind::Unreadable(_))));
     let error = JsonlSink::open(&path, Fsync::OnCommit).err().unwrap();
-    assert!(error.to_string().contains("line 4"), "{error}");
+    assert!(error.to_string().contains("line 5"), "{error}");
 }
 
 #[tokio::test]
@@ -186,7 +188,7 @@ async fn concurrent_tasks_share_commits_and_the_chain_stays_whole() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(verify_file(&path).unwrap().events, 640);
+    assert_eq!(verify_file(&path).unwrap().events, 641, "the header and 640 events");
     let fsyncs = sink.fsync_count();
     println!("640 durable appends from 32 tasks took {fsyncs} fsyncs");
     assert!(fsyncs < 640 / 2, "group commit should share fsyncs, ran {fsyncs}");
@@ -195,7 +197,8 @@ async fn concurrent_tasks_share_commits_and_the_chain_stays_whole() {
     for n in 0..10 {
         alone.append(event(n), Commit::Durable).await.unwrap();
     }
-    assert_eq!(alone.fsync_count(), 10);
+    // The header's own sync, then one per append.
+    assert_eq!(alone.fsync_count(), 11);
 }
 
 #[tokio::test]

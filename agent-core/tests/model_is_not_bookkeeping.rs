@@ -251,6 +251,27 @@ async fn arguments_over_the_limit_are_refused_at_the_schema_stage_and_not_logged
     assert!(sink.inner.events().iter().any(|e| e.event.args.is_some()));
 }
 
+/// RFC 8785 writes every number as the nearest double, so 2^53 and 2^53 + 1 share a canonical
+/// form and a digest: an approval or a per-call token bound to one would fit the other. The
+/// pipeline refuses such numbers before anything is bound to them.
+#[tokio::test]
+async fn integers_a_digest_cannot_tell_apart_are_refused_at_the_schema_stage() {
+    let exact = json!({"order_id": "#W1", "amount": 9_007_199_254_740_992_u64});
+    let beyond = json!({"order_id": "#W1", "amount": 9_007_199_254_740_993_u64});
+    // The attack the refusal stops: two different calls, one digest.
+    assert_eq!(agent_core::canonical::digest(&exact), agent_core::canonical::digest(&beyond));
+    let (_sink, runs, pipeline) = echo_pipeline(SizeLimits::default());
+    let denied =
+        pipeline.authorize(&request("c1", "lookup_order", beyond), &context()).await.unwrap_err();
+    assert_eq!((denied.stage, denied.reason.code.as_str()), (Stage::Schema, "input_not_i_json"));
+    assert!(denied.reason.detail.contains("9007199254740993"), "{}", denied.reason.detail);
+    // Positive control: the largest exact integer goes through.
+    let authorized =
+        pipeline.authorize(&request("c2", "lookup_order", exact), &context()).await.unwrap();
+    pipeline.menu().invoke(authorized).await.unwrap();
+    assert_eq!(runs.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn output_over_the_limit_is_withheld_and_audited() {
     let sizes = SizeLimits { max_output_bytes: 1024, ..SizeLimits::default() };

@@ -164,6 +164,7 @@ impl Harness {
         let mut manifest =
             Manifest::load(&self.manifest, &offered_tools()).map_err(|e| e.to_string())?;
         manifest.audit.dir = dir.path().to_owned();
+        manifest.audit.witness_dir = dir.path().join("witness");
         manifest.approval.timeout = EVAL_APPROVAL_TIMEOUT;
         if let Some(seconds) = scenario.credentials.token_lifetime_seconds {
             manifest.credentials.token_lifetime = Duration::from_secs(seconds);

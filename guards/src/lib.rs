@@ -4,8 +4,9 @@
 //!   attenuation for subagents, revocation, and the [`credentials::CredentialGuard`].
 //! - [`policy`]: Cedar policies per call, with `@approval` for "allowed with a human's yes",
 //!   validated at start-up, budgets spent atomically with the decision, shadow mode and explain.
-//! - [`approval`]: the approval channels (terminal, web console) and the notary that signs each
-//!   answer.
+//! - [`approval`]: the approval channels (terminal, web console).
+//! - [`notary`]: the runtime's signatures on its audit log (approval records, checkpoints), and
+//!   their check against a JWK set.
 //! - [`budget`]: the budget store (SQLite) behind the policy guard's hard caps.
 //! - [`provenance`]: which arguments came only from untrusted content.
 //!
@@ -16,6 +17,7 @@
 pub mod approval;
 pub mod budget;
 pub mod credentials;
+pub mod notary;
 pub mod outbound;
 pub mod policy;
 pub mod provenance;

@@ -18,8 +18,8 @@ use agent_core::{
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use guards::approval::{IssuerNotary, verify_approval};
 use guards::budget::{BudgetStore, Limits};
+use guards::notary::{IssuerNotary, verify_approval};
 use guards::policy::{PolicyBundle, PolicyGuard, StaticEntities};
 use serde_json::{Value, json};
 use std::path::Path;

@@ -352,7 +352,7 @@ fn under_umask_000_the_ring_creates_only_private_directories_and_files() {
     }
     let files: Vec<PathBuf> =
         std::fs::read_dir(&keys).unwrap().map(|entry| entry.unwrap().path()).collect();
-    assert_eq!(files.len(), 4, "two keys, jwks.json and the lock: {files:?}");
+    assert_eq!(files.len(), 5, "two keys, jwks.json, audit-jwks.json and the lock: {files:?}");
     for file in &files {
         assert_eq!(mode(file), "0600", "{}", file.display());
     }

@@ -1,7 +1,7 @@
 //! The hash chain: numbering events and linking each to the one before it.
 
 use super::{AuditEvent, SealedEvent};
-use crate::canonical;
+use crate::canonical::{self, NumberForm};
 use serde_json::Value;
 
 /// The `prev_hash` of the first event of a log.
@@ -61,9 +61,15 @@ pub fn hash_of(sealed: &SealedEvent) -> String {
 
 /// The hash of an event as read back from a log line: every field present, known or not, counts,
 /// so a field slipped into a line breaks its hash.
-pub fn hash_of_value(mut value: Value) -> String {
+pub fn hash_of_value(value: Value) -> String {
+    hash_of_value_with(value, NumberForm::Ecmascript)
+}
+
+/// [`hash_of_value`] with numbers spelt as `form` says: [`NumberForm::Legacy`] for the lines of a
+/// format-1 log.
+pub fn hash_of_value_with(mut value: Value, form: NumberForm) -> String {
     if let Value::Object(fields) = &mut value {
         fields.remove("hash");
     }
-    canonical::digest(&value)
+    canonical::sha256_hex(canonical::to_canonical_string_with(&value, form).as_bytes())
 }

@@ -9,16 +9,33 @@
 //!
 //! The sink fails closed: after any failed write or sync (a full disk, say) the end of the file
 //! is uncertain, so it refuses every later event rather than extend a chain it cannot vouch for.
+//!
+//! Every log begins with a header line (stage `log`, verdict `opened`) naming its format and its
+//! id. A sink opened with [`Checkpoints`] also signs the head after the header, then whenever the
+//! policy says (a thread of its own waits for the moment, so no caller pays for a signature), and
+//! seals the log at [`JsonlSink::close`]. Each checkpoint line is made durable before its head
+//! goes to the anchors, so a witness is never ahead of the log it witnesses. A signature or a
+//! required anchor that fails poisons the sink like a failed write: the log could no longer be
+//! vouched for, so nothing more is recorded and no more tools run.
 
 use super::chain::{Chain, hash_of_value};
-use super::{AuditError, AuditEvent, AuditSink, Commit, SealedEvent};
+use super::checkpoint::{Checkpoints, LOG_FORMAT, SignedHead, TreeHead};
+use super::{AuditError, AuditEvent, AuditSink, Commit, SealedEvent, Stage, Verdict, now_rfc3339};
+use crate::ids::{AgentId, TaskId};
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 use tokio::sync::Notify;
+
+/// The agent named on the lines the log writes about itself (its header and checkpoints).
+pub const LOG_AGENT: &str = "audit";
+/// The task named on the lines the log writes about itself.
+pub const LOG_TASK: &str = "log";
 
 /// When the sink calls `fdatasync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,14 +53,25 @@ pub enum Fsync {
 pub struct JsonlSink {
     path: PathBuf,
     shared: Arc<Shared>,
+    signer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The header of a new log, until the mirrors have had it.
+    unmirrored: Mutex<Option<SealedEvent>>,
+    header_mirrored: std::sync::atomic::AtomicBool,
 }
 
-/// What the appenders and the syncing caller share.
+/// What the appenders, the syncing caller and the signing thread share.
 struct Shared {
     path: String,
     file: File,
     fsync: Fsync,
+    log_id: String,
+    checkpoints: Option<Checkpoints>,
     writes: Mutex<Writes>,
+    /// Wakes the signing thread when enough events wait unsigned, or the sink stops.
+    wake: Condvar,
+    /// Held for a whole checkpoint, so heads reach the anchors in the order they were signed; it
+    /// guards the lines the sink wrote itself that the anchors have not been given yet.
+    signing: Mutex<Vec<SealedEvent>>,
     syncs: Mutex<Syncs>,
     synced: Notify,
 }
@@ -52,6 +80,12 @@ struct Writes {
     chain: Chain,
     failure: Option<String>,
     closed: bool,
+    /// The sink was dropped: the signing thread ends (without sealing: that is for `close`).
+    stopping: bool,
+    /// Events written since the last checkpoint.
+    unsigned: u64,
+    /// When the oldest of them was written.
+    unsigned_since: Option<Instant>,
 }
 
 struct Syncs {
@@ -64,11 +98,31 @@ struct Syncs {
 }
 
 impl JsonlSink {
-    /// Opens (or creates) the log at `path` and continues its chain.
+    /// Opens (or creates) the log at `path` and continues its chain, without signing: the log
+    /// verifies as intact at best, never as sealed. Production runtimes use
+    /// [`open_signed`](Self::open_signed).
     ///
-    /// Refuses a log whose last line is cut off or unreadable, and a log another process has
-    /// open: either would make the chain ambiguous.
+    /// Refuses a log whose last line is cut off or unreadable, a log in an older format, and a
+    /// log another process has open: each would make the chain ambiguous.
     pub fn open(path: impl AsRef<Path>, fsync: Fsync) -> Result<Self, AuditError> {
+        Self::open_with(path, fsync, None)
+    }
+
+    /// Opens (or creates) the log at `path`, signing checkpoints as `checkpoints` says. A new
+    /// log's header is signed at once, so its witness exists from the first line.
+    pub fn open_signed(
+        path: impl AsRef<Path>,
+        fsync: Fsync,
+        checkpoints: Checkpoints,
+    ) -> Result<Self, AuditError> {
+        Self::open_with(path, fsync, Some(checkpoints))
+    }
+
+    fn open_with(
+        path: impl AsRef<Path>,
+        fsync: Fsync,
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<Self, AuditError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
         let io_error = |error: std::io::Error| AuditError::Io {
@@ -89,17 +143,79 @@ impl JsonlSink {
             Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked(shown)),
             Err(std::fs::TryLockError::Error(error)) => return Err(io_error(error)),
         }
-        let chain = chain_of_existing(&mut file, &shown)?;
+        let existing = existing_log(&mut file, &shown)?;
+        let fresh = existing.is_none();
+        let (chain, log_id, unsigned) = match existing {
+            Some(existing) => existing,
+            None => (Chain::default(), format!("log-{}", crate::ids::unique_suffix()), 0),
+        };
         let durable = chain.next_seq();
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             path: shown,
             file,
             fsync,
-            writes: Mutex::new(Writes { chain, failure: None, closed: false }),
+            log_id,
+            checkpoints,
+            writes: Mutex::new(Writes {
+                chain,
+                failure: None,
+                closed: false,
+                stopping: false,
+                unsigned,
+                unsigned_since: (unsigned > 0).then(Instant::now),
+            }),
+            wake: Condvar::new(),
+            signing: Mutex::new(Vec::new()),
             syncs: Mutex::new(Syncs { durable, in_progress: false, count: 0 }),
             synced: Notify::new(),
+        });
+        // A device (a pipe to a collector, `/dev/full` in tests) has no past to continue and is
+        // never verified as a file: it gets no header.
+        let header = if fresh && is_regular_file(&shared.file) {
+            Some(shared.write_header()?)
+        } else {
+            None
         };
-        Ok(Self { path, shared: Arc::new(shared) })
+        // A new log's witness exists from its first line; a reopened log's witness moves past
+        // any seal at once (a seal is only ever the last line).
+        if shared.checkpoints.is_some() {
+            shared.checkpoint(false)?;
+        }
+        let signer = match &shared.checkpoints {
+            None => None,
+            Some(_) => {
+                let signing = Arc::clone(&shared);
+                let thread = std::thread::Builder::new()
+                    .name("audit-checkpoints".to_owned())
+                    .spawn(move || signing.sign_when_due())
+                    .map_err(|error| AuditError::Io {
+                        path: shared.path.clone(),
+                        message: format!("cannot start the checkpoint thread: {error}"),
+                    })?;
+                Some(thread)
+            }
+        };
+        Ok(Self {
+            path,
+            shared,
+            signer: Mutex::new(signer),
+            header_mirrored: std::sync::atomic::AtomicBool::new(header.is_none()),
+            unmirrored: Mutex::new(header),
+        })
+    }
+
+    /// The log's id, as its header names it.
+    pub fn log_id(&self) -> &str {
+        &self.shared.log_id
+    }
+
+    /// Signs the head now (if the sink signs and anything is unsigned), as the policy would at
+    /// its next moment. Returns the signed head, or `None` when there was nothing to sign.
+    pub fn checkpoint_now(&self) -> Result<Option<SignedHead>, AuditError> {
+        if self.shared.checkpoints.is_none() || self.shared.writes().unsigned == 0 {
+            return Ok(None);
+        }
+        self.shared.checkpoint(false).map(Some)
     }
 
     /// The log file.
@@ -119,9 +235,33 @@ impl JsonlSink {
         self.shared.syncs().count
     }
 
-    /// Stops accepting events.
-    pub fn close(&self) {
-        self.shared.writes().closed = true;
+    /// Closes the log: a signing sink writes its seal (the signed final head, durable and
+    /// anchored) and stops signing. Nothing is accepted after. Closing twice is harmless.
+    pub fn close(&self) -> Result<Option<SignedHead>, AuditError> {
+        let sealed = if self.shared.checkpoints.is_some() && !self.shared.writes().closed {
+            Some(self.shared.checkpoint(true)?)
+        } else {
+            self.shared.writes().closed = true;
+            None
+        };
+        self.stop_signing();
+        Ok(sealed)
+    }
+
+    fn stop_signing(&self) {
+        self.shared.writes().stopping = true;
+        self.shared.wake.notify_all();
+        let thread = self.signer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for JsonlSink {
+    /// Dropped without [`close`](Self::close), the log stays unsealed, as after a crash.
+    fn drop(&mut self) {
+        self.stop_signing();
     }
 }
 
@@ -134,6 +274,23 @@ impl AuditSink for JsonlSink {
         }
         Ok(sealed)
     }
+
+    fn close(&self) -> Result<Option<SignedHead>, AuditError> {
+        JsonlSink::close(self)
+    }
+
+    fn take_unmirrored(&self) -> Vec<SealedEvent> {
+        use std::sync::atomic::Ordering;
+        if self.header_mirrored.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.header_mirrored.store(true, Ordering::Release);
+        self.unmirrored.lock().unwrap_or_else(PoisonError::into_inner).take().into_iter().collect()
+    }
+}
+
+fn is_regular_file(file: &File) -> bool {
+    file.metadata().is_ok_and(|metadata| metadata.is_file())
 }
 
 impl Shared {
@@ -149,9 +306,175 @@ impl Shared {
         AuditError::Poisoned { path: self.path.clone(), cause: cause.to_owned() }
     }
 
-    /// Seals the event and writes its line, in chain order.
+    /// Seals an event of the run and writes its line, in chain order.
     fn write(&self, event: AuditEvent) -> Result<SealedEvent, AuditError> {
         let mut writes = self.writes();
+        let sealed = self.write_locked(&mut writes, event)?;
+        writes.unsigned += 1;
+        writes.unsigned_since.get_or_insert_with(Instant::now);
+        if let Some(checkpoints) = &self.checkpoints
+            && writes.unsigned >= checkpoints.policy.every_events
+        {
+            self.wake.notify_one();
+        }
+        Ok(sealed)
+    }
+
+    /// The first line of a new log: its format, its id, and how it is signed.
+    fn write_header(&self) -> Result<SealedEvent, AuditError> {
+        let mut header = AuditEvent::for_task(
+            &AgentId::new(LOG_AGENT),
+            &[],
+            &TaskId::new(LOG_TASK),
+            Stage::Log,
+            Verdict::Opened,
+        );
+        header.detail = json!({
+            "format": LOG_FORMAT,
+            "log_id": self.log_id,
+            "canonical_json": "RFC 8785",
+            "signed": self.checkpoints.is_some(),
+            "checkpoint_every_events": self.checkpoints.as_ref().map(|c| c.policy.every_events),
+            "checkpoint_every_ms": self.checkpoints.as_ref()
+                .map(|c| u64::try_from(c.policy.every.as_millis()).unwrap_or(u64::MAX)),
+            "anchors": self.checkpoints.as_ref()
+                .map(|c| c.anchors.iter().map(|anchor| anchor.describe()).collect::<Vec<_>>()),
+            "witness": self.checkpoints.as_ref()
+                .and_then(|c| c.anchors.iter().find_map(|anchor| anchor.location())),
+        });
+        let mut writes = self.writes();
+        let line = self.write_locked(&mut writes, header)?;
+        drop(writes);
+        if self.checkpoints.is_some() {
+            self.signing.lock().unwrap_or_else(PoisonError::into_inner).push(line.clone());
+        }
+        self.sync_now()?;
+        Ok(line)
+    }
+
+    /// Signs the head, writes the checkpoint line, makes it durable, then hands the signed head
+    /// to every anchor. `sealed` closes the log.
+    fn checkpoint(&self, sealed: bool) -> Result<SignedHead, AuditError> {
+        let Some(checkpoints) = &self.checkpoints else {
+            return Err(AuditError::Checkpoint {
+                path: self.path.clone(),
+                message: "this log is not signed".to_owned(),
+            });
+        };
+        let mut own_lines = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (line, signed) = {
+            let mut writes = self.writes();
+            if let Some(cause) = &writes.failure {
+                return Err(self.poisoned(cause));
+            }
+            if writes.closed {
+                return Err(AuditError::Closed);
+            }
+            let head = TreeHead {
+                log_id: self.log_id.clone(),
+                size: writes.chain.next_seq(),
+                head_hash: writes.chain.last_hash().to_owned(),
+                time: now_rfc3339(),
+                sealed,
+            };
+            let signature = catch_unwind(AssertUnwindSafe(|| checkpoints.signer.sign(&head)))
+                .unwrap_or_else(|_| Err("the signer panicked".to_owned()));
+            let signature = match signature {
+                Ok(signature) => signature,
+                Err(message) => return Err(self.fail_checkpoint(&mut writes, message)),
+            };
+            let signed = SignedHead { head, key_id: signature.key_id, signature: signature.value };
+            let verdict = if sealed { Verdict::Sealed } else { Verdict::Signed };
+            let mut event = AuditEvent::for_task(
+                &AgentId::new(LOG_AGENT),
+                &[],
+                &TaskId::new(LOG_TASK),
+                Stage::Checkpoint,
+                verdict,
+            );
+            // INVARIANT: a signed head is strings, numbers and a JSON value: it serializes.
+            event.detail = serde_json::to_value(&signed).unwrap_or(Value::Null);
+            let line = self.write_locked(&mut writes, event)?;
+            writes.unsigned = 0;
+            writes.unsigned_since = None;
+            writes.closed = sealed;
+            (line, signed)
+        };
+        // Durable before it is anchored: a witness must never be ahead of its log.
+        self.sync_now()?;
+        own_lines.push(line);
+        for anchor in &checkpoints.anchors {
+            if let Err(message) = anchor.anchor(&signed, &own_lines) {
+                if anchor.is_required() {
+                    return Err(self.fail_checkpoint(&mut self.writes(), message));
+                }
+                tracing::warn!(target: "audit", anchor = anchor.describe(), %message,
+                    "audit anchor failed");
+            }
+        }
+        own_lines.clear();
+        Ok(signed)
+    }
+
+    fn fail_checkpoint(&self, writes: &mut Writes, message: String) -> AuditError {
+        tracing::error!(target: "audit", path = %self.path, %message,
+            "audit checkpoint failed: the log refuses every event from here");
+        writes.failure = Some(format!("checkpoint failed: {message}"));
+        AuditError::Checkpoint { path: self.path.clone(), message }
+    }
+
+    /// The signing thread: waits until the policy says a checkpoint is due, signs, repeats;
+    /// ends when the sink stops, closes or fails.
+    fn sign_when_due(&self) {
+        let Some(policy) = self.checkpoints.as_ref().map(|c| c.policy) else { return };
+        loop {
+            let mut writes = self.writes();
+            loop {
+                if writes.stopping || writes.closed || writes.failure.is_some() {
+                    return;
+                }
+                let due = writes.unsigned_since.map(|since| since + policy.every);
+                let now = Instant::now();
+                if writes.unsigned >= policy.every_events || due.is_some_and(|due| now >= due) {
+                    break;
+                }
+                let wait = due.map_or(policy.every, |due| due.saturating_duration_since(now));
+                writes =
+                    self.wake.wait_timeout(writes, wait).unwrap_or_else(PoisonError::into_inner).0;
+            }
+            drop(writes);
+            // A failure is recorded in the sink (which then refuses events) and ends the loop.
+            let _ = self.checkpoint(false);
+        }
+    }
+
+    /// `fdatasync`s everything written so far, outside the group commit (for the header and the
+    /// checkpoints, which are written from outside any caller's append).
+    fn sync_now(&self) -> Result<(), AuditError> {
+        if self.fsync == Fsync::Never {
+            return Ok(());
+        }
+        let target = self.writes().chain.next_seq();
+        if let Err(error) = self.file.sync_data() {
+            let cause = format!("fdatasync failed: {error}");
+            self.writes().failure = Some(cause.clone());
+            return Err(self.poisoned(&cause));
+        }
+        {
+            let mut syncs = self.syncs();
+            syncs.count += 1;
+            syncs.durable = syncs.durable.max(target);
+        }
+        self.synced.notify_waiters();
+        Ok(())
+    }
+
+    /// Seals `event` into the chain and writes its line; the caller holds the write lock.
+    fn write_locked(
+        &self,
+        writes: &mut Writes,
+        event: AuditEvent,
+    ) -> Result<SealedEvent, AuditError> {
         if let Some(cause) = &writes.failure {
             return Err(self.poisoned(cause));
         }
@@ -220,18 +543,25 @@ impl Shared {
     }
 }
 
-/// Reads the last line of an existing log to continue its chain.
+/// What continuing an existing log needs: its chain, its id, and how many events wait unsigned.
+type Existing = (Chain, String, u64);
+
+/// Reads an existing log's header and last line to continue its chain; `None` for a new log.
 ///
 /// Only regular files are read: a device such as `/dev/full` is written to but has no past.
-fn chain_of_existing(file: &mut File, path: &str) -> Result<Chain, AuditError> {
+fn existing_log(file: &mut File, path: &str) -> Result<Option<Existing>, AuditError> {
     let io_error = |error: std::io::Error| AuditError::Io {
         path: path.to_owned(),
         message: error.to_string(),
     };
     let metadata = file.metadata().map_err(io_error)?;
     if !metadata.is_file() || metadata.len() == 0 {
-        return Ok(Chain::default());
+        return Ok(None);
     }
+    let corrupt =
+        |line: u64, message: String| AuditError::Corrupt { path: path.to_owned(), line, message };
+    let log_id =
+        log_id_of_header(file).map_err(io_error)?.map_err(|message| corrupt(1, message))?;
     let text = last_line(file, metadata.len()).map_err(io_error)?;
     let last = text
         .ok_or_else(|| "the last line is cut off (no final newline)".to_owned())
@@ -248,14 +578,35 @@ fn chain_of_existing(file: &mut File, path: &str) -> Result<Chain, AuditError> {
             }
         });
     match last {
-        Ok(event) => Ok(Chain::after(&event)),
+        Ok(event) => {
+            let unsigned = u64::from(event.event.stage != Stage::Checkpoint);
+            Ok(Some((Chain::after(&event), log_id, unsigned)))
+        }
         // Counting lines reads the whole file: done only to name the bad line in the error.
-        Err(message) => Err(AuditError::Corrupt {
-            path: path.to_owned(),
-            line: count_lines(file).unwrap_or(0),
-            message,
-        }),
+        Err(message) => Err(corrupt(count_lines(file).unwrap_or(0), message)),
     }
+}
+
+/// The log id in the header (the first line), or why the log cannot be continued.
+fn log_id_of_header(file: &mut File) -> std::io::Result<Result<String, String>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut first = Vec::new();
+    std::io::BufReader::new(&mut *file).take(1 << 20).read_until(b'\n', &mut first)?;
+    let header: Option<Value> = serde_json::from_slice(&first).ok();
+    let header = header.as_ref();
+    let is_header = header.and_then(|h| h.get("stage")).and_then(Value::as_str) == Some("log");
+    let format = header.and_then(|h| h.pointer("/detail/format")).and_then(Value::as_u64);
+    let log_id = header.and_then(|h| h.pointer("/detail/log_id")).and_then(Value::as_str);
+    Ok(match (is_header, format, log_id) {
+        (true, Some(LOG_FORMAT), Some(id)) => Ok(id.to_owned()),
+        (true, Some(other), _) => Err(format!(
+            "the log is in format {other}; this runtime writes format {LOG_FORMAT}: start a new log"
+        )),
+        _ => Err(format!(
+            "the log has no header, so it is in format 1 (before signed checkpoints); it can \
+             still be verified but not continued: start a new log (format {LOG_FORMAT})"
+        )),
+    })
 }
 
 /// The text of the last line, or `None` if the file does not end in a newline. Reads backwards in

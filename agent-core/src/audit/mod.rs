@@ -17,6 +17,8 @@
 //! - [`review::Review`]: the weekly review of a period, per agent, as Markdown.
 
 mod chain;
+mod checkpoint;
+mod integrity;
 mod jsonl;
 mod memory;
 pub mod redact;
@@ -25,6 +27,11 @@ mod store;
 mod verify;
 
 pub use chain::{Chain, GENESIS_HASH};
+pub use checkpoint::{
+    Anchor, CheckpointPolicy, Checkpoints, HeadSigner, LOG_FORMAT, Signature, SignatureCheck,
+    SignedHead, TreeHead, WitnessFile,
+};
+pub use integrity::{Finding, FindingKind, Integrity, IntegrityVerdict, WitnessCheck, check_log};
 pub use jsonl::{Fsync, JsonlSink};
 pub use memory::MemorySink;
 pub use store::{AuditQuery, AuditStore, StoreError};
@@ -134,6 +141,10 @@ pub enum Stage {
     Intent,
     /// What the tool returned.
     Outcome,
+    /// The log itself: its header, the first line of every log (`opened`).
+    Log,
+    /// A signed checkpoint of the log's head (`signed`, or `sealed` at a clean close).
+    Checkpoint,
 }
 
 impl Stage {
@@ -147,6 +158,8 @@ impl Stage {
             Self::Approval => "approval",
             Self::Intent => "intent",
             Self::Outcome => "outcome",
+            Self::Log => "log",
+            Self::Checkpoint => "checkpoint",
         }
     }
 }
@@ -171,6 +184,12 @@ pub enum Verdict {
     Started,
     /// A task ended (the reason says how).
     Ended,
+    /// A log was opened (its header).
+    Opened,
+    /// The head of the log was signed.
+    Signed,
+    /// The log was closed cleanly and its final head signed.
+    Sealed,
 }
 
 impl Verdict {
@@ -185,6 +204,9 @@ impl Verdict {
             Self::Failed => "failed",
             Self::Started => "started",
             Self::Ended => "ended",
+            Self::Opened => "opened",
+            Self::Signed => "signed",
+            Self::Sealed => "sealed",
         }
     }
 }
@@ -220,6 +242,18 @@ pub enum Commit {
 pub trait AuditSink: Send + Sync {
     /// Seals the event into the chain and stores it; an error means it is not recorded.
     async fn append(&self, event: AuditEvent, commit: Commit) -> Result<SealedEvent, AuditError>;
+
+    /// Closes the log cleanly: a signing sink writes its seal, the signed final head. Nothing is
+    /// accepted after. Returns the seal, if the sink signs.
+    fn close(&self) -> Result<Option<SignedHead>, AuditError> {
+        Ok(None)
+    }
+
+    /// Lines the sink wrote on its own that mirrors have not seen yet (a new log's header), handed
+    /// out once: the log gives them to its mirrors before the next event.
+    fn take_unmirrored(&self) -> Vec<SealedEvent> {
+        Vec::new()
+    }
 }
 
 /// A secondary copy of the trail, such as a query store. Best effort: the sink is the source of
@@ -249,6 +283,12 @@ impl AuditLog {
         self
     }
 
+    /// Closes the sink cleanly (see [`AuditSink::close`]): call it once the runtime is done, so the
+    /// log verifies as sealed rather than as a run that stopped mid-way.
+    pub fn close(&self) -> Result<Option<SignedHead>, AuditError> {
+        self.sink.close()
+    }
+
     /// Redacts the event, records it in the sink, and mirrors it.
     pub async fn record(
         &self,
@@ -260,6 +300,15 @@ impl AuditLog {
             tracing::error!(target: "audit", %error, "audit event could not be recorded");
         })?;
         mirror_to_tracing(&sealed);
+        if !self.mirrors.is_empty() {
+            for own in self.sink.take_unmirrored() {
+                for mirror in &self.mirrors {
+                    if let Err(error) = mirror.mirror(&own) {
+                        tracing::warn!(target: "audit", seq = own.seq, %error, "audit mirror failed");
+                    }
+                }
+            }
+        }
         for mirror in &self.mirrors {
             if let Err(error) = mirror.mirror(&sealed) {
                 tracing::warn!(target: "audit", seq = sealed.seq, %error, "audit mirror failed");
@@ -307,6 +356,14 @@ pub enum AuditError {
         /// The first bad line, from 1.
         line: u64,
         /// What is wrong; run verification for the full story.
+        message: String,
+    },
+    /// A checkpoint could not be signed or anchored: the log could no longer be vouched for.
+    #[error("audit log `{path}` could not be checkpointed: {message}")]
+    Checkpoint {
+        /// The log file.
+        path: String,
+        /// What failed.
         message: String,
     },
     /// The sink was closed, or its writer stopped.
@@ -367,6 +424,8 @@ mod tests {
             Stage::Approval,
             Stage::Intent,
             Stage::Outcome,
+            Stage::Log,
+            Stage::Checkpoint,
         ];
         for stage in stages {
             assert_eq!(serde_json::to_value(stage).unwrap(), stage.as_str());
@@ -380,6 +439,9 @@ mod tests {
             Verdict::Failed,
             Verdict::Started,
             Verdict::Ended,
+            Verdict::Opened,
+            Verdict::Signed,
+            Verdict::Sealed,
         ];
         for verdict in verdicts {
             assert_eq!(serde_json::to_value(verdict).unwrap(), verdict.as_str());

@@ -27,13 +27,19 @@
 //!   limits, often an injected one), calls to tools not on the menu, tasks that ended other than
 //!   `completed`, and tools that failed.
 //!
+//! Above all of it stands the **integrity** of the log the review was built from: the verdict of
+//! [`check_log`](super::check_log) (intact and sealed, intact but not sealed, or tampered) in
+//! words nobody can miss ([`Review::with_integrity`]), and the signed checkpoints of the period,
+//! with the longest stretch between two of them and any events left unsigned at the end.
+//!
 //! A review never shows what a call asked for: arguments come from the model and may carry an
 //! attacker's text. It names calls by task, tool and reason code only, and every name it prints
 //! is escaped for Markdown (see [`Review::to_markdown`]).
 
 mod markdown;
 
-use super::{SealedEvent, Stage, Verdict};
+use super::integrity::Integrity;
+use super::{SealedEvent, SignedHead, Stage, Verdict};
 use crate::ids::{AgentId, TaskId};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +58,36 @@ pub struct Review {
     pub events: u64,
     /// One entry per agent, by agent id.
     pub agents: Vec<AgentReview>,
+    /// The signed checkpoints of the period, in order.
+    pub checkpoints: Vec<CheckpointMark>,
+    /// Events of the period after its last checkpoint (or all, without one): not yet signed.
+    pub unsigned_events: u64,
+    /// The verdict on the whole log, when it was checked.
+    pub integrity: Option<Integrity>,
+}
+
+/// One signed checkpoint, as the review shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointMark {
+    /// When it was signed.
+    pub time: String,
+    /// How many events of the log it covers.
+    pub size: u64,
+    /// Whether it sealed the log.
+    pub sealed: bool,
+}
+
+/// The longest stretch between two checkpoints (or from the last one to the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointGap {
+    /// The checkpoint it starts at.
+    pub from: String,
+    /// The checkpoint it ends at.
+    pub to: String,
+    /// How long, in milliseconds.
+    pub millis: i64,
+    /// How many events were signed at its end.
+    pub events: u64,
 }
 
 /// The stretch of time a review covers, both ends included, as RFC 3339 UTC with milliseconds:
@@ -272,14 +308,61 @@ impl Review {
         events.sort_by_key(|sealed| sealed.seq);
         let period = period.or_else(|| span_of(&events));
         let mut tallies: BTreeMap<AgentId, AgentTally> = BTreeMap::new();
+        let mut checkpoints = Vec::new();
+        let mut unsigned_events = 0;
         for sealed in &events {
-            tallies.entry(sealed.event.agent.clone()).or_default().add(sealed);
+            match sealed.event.stage {
+                // The log's own lines: its header, and the checkpoints that sign it.
+                Stage::Log => unsigned_events += 1,
+                Stage::Checkpoint => {
+                    if let Ok(signed) =
+                        serde_json::from_value::<SignedHead>(sealed.event.detail.clone())
+                    {
+                        checkpoints.push(CheckpointMark {
+                            time: signed.head.time,
+                            size: signed.head.size,
+                            sealed: signed.head.sealed,
+                        });
+                    }
+                    unsigned_events = 0;
+                }
+                _ => {
+                    unsigned_events += 1;
+                    tallies.entry(sealed.event.agent.clone()).or_default().add(sealed);
+                }
+            }
         }
         Self {
             period,
             events: events.len() as u64,
             agents: tallies.into_iter().map(|(agent, tally)| tally.into_review(agent)).collect(),
+            checkpoints,
+            unsigned_events,
+            integrity: None,
         }
+    }
+
+    /// Puts the verdict on the log at the top of the review.
+    #[must_use]
+    pub fn with_integrity(mut self, integrity: Integrity) -> Self {
+        self.integrity = Some(integrity);
+        self
+    }
+
+    /// The longest stretch of time between two consecutive checkpoints of the period.
+    pub fn longest_checkpoint_gap(&self) -> Option<CheckpointGap> {
+        self.checkpoints
+            .windows(2)
+            .filter_map(|pair| {
+                let millis = millis_between(&pair[0].time, &pair[1].time)?;
+                Some(CheckpointGap {
+                    from: pair[0].time.clone(),
+                    to: pair[1].time.clone(),
+                    millis,
+                    events: pair[1].size.saturating_sub(pair[0].size),
+                })
+            })
+            .max_by_key(|gap| gap.millis)
     }
 
     /// Calls of every agent, added up.
@@ -290,6 +373,13 @@ impl Review {
             denied: total.denied + agent.calls.denied,
         })
     }
+}
+
+/// Milliseconds from one RFC 3339 time to another.
+fn millis_between(from: &str, to: &str) -> Option<i64> {
+    let from = OffsetDateTime::parse(from, &Rfc3339).ok()?;
+    let to = OffsetDateTime::parse(to, &Rfc3339).ok()?;
+    i64::try_from((to - from).whole_milliseconds()).ok()
 }
 
 /// Everything seen of one agent so far, while walking the events in order.

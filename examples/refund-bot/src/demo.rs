@@ -10,7 +10,7 @@ use crate::runtime::{Runtime, Settings};
 use crate::transcript::{self, Style};
 use agent_core::TaskReport;
 use agent_core::agent::CallOutcome;
-use agent_core::audit::{AuditQuery, AuditStore, verify_file};
+use agent_core::audit::{AuditQuery, AuditStore};
 use agent_core::model::{AnthropicClient, AnthropicConfig, Model};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -81,8 +81,12 @@ pub struct DemoOutcome {
     pub audit_path: std::path::PathBuf,
     /// The SQLite store mirrored from it.
     pub store_path: std::path::PathBuf,
-    /// Events in the log (its hash chain verified).
+    /// Events in the log.
     pub events: u64,
+    /// The log's verdict, checked as an auditor would (chain, signatures, witness).
+    pub integrity: agent_core::audit::IntegrityVerdict,
+    /// Signed checkpoints in the log.
+    pub checkpoints: usize,
     /// The desk as the run left it.
     pub desk: tools::Desk,
 }
@@ -154,13 +158,18 @@ pub async fn run(
         results.push(result(ticket, &report, verdict, refunded_after - refunded_before));
         refunded_before = refunded_after;
     }
-    // Every task ends with a durable record, so the whole log is on disk here.
-    let summary = verify_file(&runtime.audit_path).map_err(|e| e.to_string())?;
+    // The seal: the signed final head, durable and in the witness. Then the log is checked as
+    // an auditor would check it.
+    runtime.close()?;
+    let evidence = crate::audit_cli::Evidence::default();
+    let integrity = crate::audit_cli::check(&runtime.manifest, &runtime.audit_path, &evidence)?;
     let outcome = DemoOutcome {
         tickets: results,
         audit_path: runtime.audit_path.clone(),
         store_path: runtime.store_path.clone(),
-        events: summary.events,
+        events: integrity.events,
+        integrity: integrity.verdict,
+        checkpoints: integrity.checkpoints.len(),
         desk: runtime.desk_now()?,
     };
     emit(out, &summary_table(style, &outcome))?;
@@ -271,9 +280,14 @@ fn summary_table(style: Style, outcome: &DemoOutcome) -> String {
     );
     let _ = writeln!(
         out,
-        "   audit log   {} ({} events, hash chain verified)\n   query store {}",
+        "   audit log   {} ({} events, {} signed checkpoints: {})\n   query store {}",
         outcome.audit_path.display(),
         outcome.events,
+        outcome.checkpoints,
+        paint(
+            outcome.integrity == agent_core::audit::IntegrityVerdict::Sealed,
+            &outcome.integrity.headline().to_lowercase()
+        ),
         outcome.store_path.display()
     );
     let _ = writeln!(

@@ -171,6 +171,11 @@ pub struct AuditSection {
     pub dir: PathBuf,
     /// Whether each intent record is fsynced before its tool runs.
     pub fsync: agent_core::audit::Fsync,
+    /// When the runtime signs the head of its log.
+    pub checkpoints: agent_core::audit::CheckpointPolicy,
+    /// Where each log's witness (its latest signed head) is kept: apart from the logs, so that
+    /// rewriting a log does not rewrite its witness (resolved).
+    pub witness_dir: PathBuf,
 }
 
 /// Why a manifest could not be loaded.
@@ -263,6 +268,20 @@ impl Manifest {
         if *timeout.get_ref() == 0 {
             return Err(invalid(timeout.span(), "`timeout_seconds` must be above 0".to_owned()));
         }
+        let every_events = &file.audit.checkpoint_every_events;
+        if !(1..=1_000_000).contains(every_events.get_ref()) {
+            return Err(invalid(
+                every_events.span(),
+                "`checkpoint_every_events` must be between 1 and 1000000".to_owned(),
+            ));
+        }
+        let every_ms = &file.audit.checkpoint_every_ms;
+        if !(10..=3_600_000).contains(every_ms.get_ref()) {
+            return Err(invalid(
+                every_ms.span(),
+                "`checkpoint_every_ms` must be between 10 and 3600000 (an hour)".to_owned(),
+            ));
+        }
         let budget = guards::budget::Limits {
             per_task: file.budget.per_task.caps().map_err(|(span, m)| invalid(span, m))?,
             per_agent_per_day: file
@@ -321,6 +340,14 @@ impl Manifest {
                 fsync: match file.audit.fsync {
                     FsyncChoice::OnCommit => agent_core::audit::Fsync::OnCommit,
                     FsyncChoice::Never => agent_core::audit::Fsync::Never,
+                },
+                checkpoints: agent_core::audit::CheckpointPolicy {
+                    every_events: *file.audit.checkpoint_every_events.get_ref(),
+                    every: Duration::from_millis(*file.audit.checkpoint_every_ms.get_ref()),
+                },
+                witness_dir: match &file.audit.witness_dir {
+                    Some(witness) => resolve(dir, witness),
+                    None => resolve(dir, &file.audit.dir).join("witness"),
                 },
             },
             queue: resolve(dir, &file.queue.tickets),
@@ -485,6 +512,21 @@ impl CapsFile {
 struct AuditFile {
     dir: PathBuf,
     fsync: FsyncChoice,
+    #[serde(default = "default_checkpoint_every_events")]
+    checkpoint_every_events: Spanned<u64>,
+    #[serde(default = "default_checkpoint_every_ms")]
+    checkpoint_every_ms: Spanned<u64>,
+    #[serde(default)]
+    witness_dir: Option<PathBuf>,
+}
+
+fn default_checkpoint_every_events() -> Spanned<u64> {
+    Spanned::new(0..0, agent_core::audit::CheckpointPolicy::default().every_events)
+}
+
+fn default_checkpoint_every_ms() -> Spanned<u64> {
+    let every = agent_core::audit::CheckpointPolicy::default().every;
+    Spanned::new(0..0, u64::try_from(every.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Deserialize)]

@@ -9,16 +9,17 @@
 use crate::manifest::{ApprovalChannel, Manifest, ToolSource};
 use crate::queue::QueueTicket;
 use agent_core::approval::ScriptedAnswer;
-use agent_core::audit::{AuditLog, AuditStore, JsonlSink};
+use agent_core::audit::{Anchor, AuditLog, AuditStore, Checkpoints, JsonlSink, WitnessFile};
 use agent_core::model::Model;
 use agent_core::{Agent, AgentId, Approver, Pipeline, Scope, ScriptedApprover, Task, TaskId, Tool};
 use agent_core::{Credential, ToolMenu};
-use guards::approval::{IssuerNotary, TerminalApprover, WebConsole, WebConsoleConfig};
+use guards::approval::{TerminalApprover, WebConsole, WebConsoleConfig};
 use guards::budget::BudgetStore;
 use guards::credentials::{
     CallTokens, CredentialGuard, Issuer, KeyRing, Revocations, TaskGrant, TokenCheckedTool,
     Verifier,
 };
+use guards::notary::IssuerNotary;
 use guards::policy::{PolicyBundle, PolicyGuard};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,10 +176,17 @@ impl Runtime {
             desk.save(&state_path).map_err(|e| e.to_string())?;
         }
 
-        let sink = JsonlSink::open(&audit_path, manifest.audit.fsync).map_err(|e| e.to_string())?;
+        // The log signs its head with the issuer's key (the key of the JWK set it publishes), and
+        // keeps the latest signed head in its witness, apart from the logs, and in the store.
         let store_path = audit_path.with_extension("sqlite");
-        let store = AuditStore::open(&store_path).map_err(|e| e.to_string())?;
-        let audit = AuditLog::new(Arc::new(sink)).with_mirror(Arc::new(store));
+        let store = Arc::new(AuditStore::open(&store_path).map_err(|e| e.to_string())?);
+        let checkpoints = Checkpoints::new(Arc::new(IssuerNotary::new(Arc::clone(&issuer))))
+            .with_policy(manifest.audit.checkpoints)
+            .with_anchor(Arc::new(witness_for(&manifest, &audit_path)))
+            .with_anchor(Arc::clone(&store) as Arc<dyn Anchor>);
+        let sink = JsonlSink::open_signed(&audit_path, manifest.audit.fsync, checkpoints)
+            .map_err(|e| e.to_string())?;
+        let audit = AuditLog::new(Arc::new(sink)).with_mirror(store);
 
         if settings.controls == Controls::DangerouslyOff {
             let pipeline = dangerously_unguarded(&desk, audit)?;
@@ -283,6 +291,12 @@ impl Runtime {
         .on_behalf_of(ticket.customer.as_str())
         .untrusted_input("ticket", text)
         .credential(token))
+    }
+
+    /// Closes the audit log cleanly: the seal (the signed final head) is written, made durable
+    /// and given to the witness. A run that ends without it verifies as "not sealed".
+    pub fn close(&self) -> Result<(), String> {
+        self.pipeline.audit().close().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// The task id of this run's work on `ticket`.
@@ -526,6 +540,23 @@ fn new_log_path(dir: &Path) -> PathBuf {
 /// Where the keys for the log at `log` live: `keys/` beside it.
 fn key_dir(log: &Path) -> PathBuf {
     log.parent().unwrap_or(Path::new(".")).join("keys")
+}
+
+/// The JWK set to verify the log at `log` with: every key that ever signed for it
+/// (`keys/audit-jwks.json`, which keeps pruned keys).
+pub fn audit_jwks_for(log: &Path) -> PathBuf {
+    key_dir(log).join("audit-jwks.json")
+}
+
+/// The witness of the log at `log`: in the manifest's witness dir for a log in the audit dir,
+/// and in `witness/` beside a log kept elsewhere (a test's, an eval's), as its keys are.
+pub fn witness_for(manifest: &Manifest, log: &Path) -> WitnessFile {
+    let log_dir = log.parent().unwrap_or(Path::new("."));
+    if log_dir.starts_with(&manifest.audit.dir) {
+        WitnessFile::for_log(&manifest.audit.witness_dir, log)
+    } else {
+        WitnessFile::for_log(log_dir.join("witness"), log)
+    }
 }
 
 /// The file in the audit dir naming the latest log, for `refund-bot audit` without a path.

@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use agent_core::audit::{AuditEvent, AuditLog, Commit, Fsync, JsonlSink, Stage, Verdict};
+mod support;
+
+use agent_core::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict};
 use agent_core::{AgentId, TaskId};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -32,7 +34,10 @@ fn the_review_of_a_demo_run_names_the_agent_and_its_denials_by_reason() {
     let review = refund_bot(&["audit", "review", log.to_str().unwrap()]);
     let markdown = String::from_utf8_lossy(&review.stdout);
     assert!(review.status.success(), "{markdown}\n{}", String::from_utf8_lossy(&review.stderr));
-    assert!(markdown.starts_with("# Audit review: "), "{markdown}");
+    // The verdict on the log first, in words nobody can miss; then the review.
+    assert!(markdown.starts_with("> **LOG INTACT AND SEALED**"), "{markdown}");
+    assert!(markdown.contains("\n# Audit review: "), "{markdown}");
+    assert!(markdown.contains("## Checkpoints\n\n2 signed checkpoints"), "{markdown}");
     assert!(markdown.contains("## Agent `refund-bot`"), "{markdown}");
     for section in SECTIONS {
         assert!(markdown.contains(section), "no `{section}` in\n{markdown}");
@@ -101,14 +106,26 @@ fn a_review_since_a_time_after_every_event_is_empty_and_bad_times_are_refused() 
     run_demo(&log);
     let events = events_of(&log);
     let newest = events.last().unwrap()["time"].as_str().unwrap().to_owned();
-    let in_period = events.iter().filter(|event| event["time"] == newest.as_str()).count();
+    let in_period: Vec<&Value> =
+        events.iter().filter(|event| event["time"] == newest.as_str()).collect();
+    // The newest line is the seal: the log's own line, no agent's.
+    let agents: BTreeSet<&str> = in_period
+        .iter()
+        .filter(|event| event["stage"] != "checkpoint" && event["stage"] != "log")
+        .filter_map(|event| event["agent"].as_str())
+        .collect();
+    let in_period = in_period.len();
 
     let review = refund_bot(&["audit", "review", log.to_str().unwrap(), "--since", &newest]);
     let markdown = String::from_utf8_lossy(&review.stdout);
     assert!(review.status.success());
-    assert!(markdown.starts_with(&format!("# Audit review: {newest} to {newest}")), "{markdown}");
+    assert!(markdown.contains(&format!("\n# Audit review: {newest} to {newest}")), "{markdown}");
     let plural = if in_period == 1 { "" } else { "s" };
-    assert!(markdown.contains(&format!("\n{in_period} event{plural} from 1 agent")), "{markdown}");
+    let agents = match agents.len() {
+        1 => "1 agent".to_owned(),
+        n => format!("{n} agents"),
+    };
+    assert!(markdown.contains(&format!("\n{in_period} event{plural} from {agents}")), "{markdown}");
 
     let bad = refund_bot(&["audit", "review", log.to_str().unwrap(), "--since", "yesterday"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -196,6 +213,9 @@ async fn append_task_start(log: &Path, task: &str, menu: &[String]) {
     let event =
         AuditEvent::for_task(&agent, chain, &TaskId::from(task), Stage::Task, Verdict::Started)
             .with_detail(json!({ "model": "scripted", "menu": menu }));
-    let sink = JsonlSink::open(log, Fsync::OnCommit).unwrap();
-    AuditLog::new(Arc::new(sink)).record(event, Commit::Durable).await.unwrap();
+    // Appended as the runtime appends, signed and sealed again: an unsigned line after the seal
+    // would (rightly) make the log tampered, and the review refuse it.
+    let audit = AuditLog::new(Arc::new(support::signing_sink(log)));
+    audit.record(event, Commit::Durable).await.unwrap();
+    audit.close().unwrap();
 }

@@ -143,7 +143,7 @@ fn the_binary_runs_the_queue_offline_and_exits_zero() {
     assert!(stdout.contains("model asks issue_refund"), "{stdout}");
     assert!(stdout.contains("policy ✗ cross_customer"), "{stdout}");
     assert!(stdout.contains("menu ✗"), "{stdout}");
-    assert!(stdout.contains("hash chain verified"), "{stdout}");
+    assert!(stdout.contains("signed checkpoints: intact and sealed"), "{stdout}");
     verify_file(&log).unwrap();
 }
 

@@ -25,6 +25,7 @@ async fn hand_off_over(
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = Manifest::load(default_path(), &offered_tools()).unwrap();
     manifest.audit.dir = dir.path().to_owned();
+    manifest.audit.witness_dir = dir.path().join("witness");
     let settings = Settings {
         tools: Some(source),
         approver: Some(ApprovalChannel::Deny),

@@ -92,6 +92,7 @@ async fn a_tool_the_server_changed_after_review_is_refused_off_the_menu_and_on_r
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = Manifest::load(default_path(), &offered_tools()).unwrap();
     manifest.audit.dir = dir.path().to_owned();
+    manifest.audit.witness_dir = dir.path().join("witness");
     let serve: ServeTools = std::sync::Arc::new(|desk: &tools::Desk| {
         tools::all_tools(desk)
             .into_iter()

@@ -13,12 +13,11 @@
 //! - `agent_core::ScriptedApprover` for tests and evals.
 //!
 //! Every answer, yes or no, becomes an `agent_core::approval::ApprovalRecord` that the
-//! [`IssuerNotary`] signs with the runtime's key, so the audit log can prove who said yes to what.
+//! [`crate::notary::IssuerNotary`] signs with the runtime's key, so the audit log can prove who
+//! said yes to what.
 
-mod notary;
 mod terminal;
 pub mod web;
 
-pub use notary::{IssuerNotary, verify_approval};
 pub use terminal::{OpenTerminalError, TerminalApprover, render};
 pub use web::{StartError, WebConsole, WebConsoleConfig};

@@ -6,6 +6,12 @@
 //! signing key and keeps the old one's public half published until every token it signed has
 //! expired; [`KeyRing::prune`] then removes it, and tokens it signed fail as `unknown_key`.
 //!
+//! The same keys sign the audit log's checkpoints and approval records, which must verify for as
+//! long as the log is kept, long after any token. So a pruned key's public half moves to
+//! `archive.jwks.json`, and `audit-jwks.json` publishes every key that ever signed (the token
+//! keys and the archive): the JWK set an auditor verifies a log with. Tokens are only ever checked
+//! against `jwks.json`, so a pruned key never again passes for a token.
+//!
 //! A key file that others can read, or that does not parse, stops the start with an error naming
 //! the file: an issuer must never run on a key it cannot vouch for.
 //!
@@ -240,6 +246,13 @@ impl KeyRing {
                 key.stored.retired.is_some_and(|at| at.saturating_add(max_token_lifetime) < now)
             });
         self.keys = kept;
+        let mut archive = self.archive()?;
+        for key in &expired {
+            archive.push(public_jwk(&key.stored.kid, &key.public));
+        }
+        if !expired.is_empty() {
+            write_atomically(&self.dir, ARCHIVE_FILE, &json!({ "keys": archive }))?;
+        }
         let mut removed = Vec::new();
         for key in expired {
             let path = key_path(&self.dir, &key.stored.kid);
@@ -253,26 +266,41 @@ impl KeyRing {
 
     /// The public keys as a JWK set (RFC 7517): `{"keys": [{"kty": "OKP", "crv": "Ed25519", …}]}`.
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self
-            .keys
-            .iter()
-            .map(|key| {
-                json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "alg": "EdDSA",
-                    "use": "sig",
-                    "kid": key.stored.kid,
-                    "x": URL_SAFE_NO_PAD.encode(&key.public),
-                })
-            })
-            .collect();
+        let keys: Vec<Value> =
+            self.keys.iter().map(|key| public_jwk(&key.stored.kid, &key.public)).collect();
         json!({ "keys": keys })
+    }
+
+    /// Every key that ever signed, pruned ones included: the JWK set to verify audit logs with.
+    pub fn audit_jwks(&self) -> Result<Value, KeyError> {
+        let mut keys = self.archive()?;
+        keys.extend(self.keys.iter().map(|key| public_jwk(&key.stored.kid, &key.public)));
+        Ok(json!({ "keys": keys }))
     }
 
     /// Where the JWK set is published.
     pub fn jwks_path(&self) -> PathBuf {
         self.dir.join(JWKS_FILE)
+    }
+
+    /// Where the audit JWK set (every key that ever signed) is published.
+    pub fn audit_jwks_path(&self) -> PathBuf {
+        self.dir.join(AUDIT_JWKS_FILE)
+    }
+
+    /// The public halves of pruned keys.
+    fn archive(&self) -> Result<Vec<Value>, KeyError> {
+        let path = self.dir.join(ARCHIVE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(KeyError::Io { path: path.display().to_string(), source }),
+        };
+        let archive: Value = serde_json::from_str(&text).map_err(|error| KeyError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+        })?;
+        Ok(archive.get("keys").and_then(Value::as_array).cloned().unwrap_or_default())
     }
 
     fn add_key(&mut self, now: u64) -> Result<String, KeyError> {
@@ -295,19 +323,39 @@ impl KeyRing {
         Ok(kid)
     }
 
-    /// Writes `jwks.json` atomically (write to a temporary file, then rename).
+    /// Writes `jwks.json` and `audit-jwks.json`, each atomically.
     fn publish(&self) -> Result<(), KeyError> {
-        let path = self.jwks_path();
-        let temporary = self.dir.join(format!("{JWKS_FILE}.tmp"));
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
-        let mut file = private_file(&temporary).map_err(io)?;
-        file.write_all(self.jwks().to_string().as_bytes()).map_err(io)?;
-        std::fs::rename(&temporary, &path).map_err(io)
+        write_atomically(&self.dir, JWKS_FILE, &self.jwks())?;
+        write_atomically(&self.dir, AUDIT_JWKS_FILE, &self.audit_jwks()?)
     }
+}
+
+/// One public key as a JWK (RFC 8037).
+fn public_jwk(kid: &str, public: &[u8]) -> Value {
+    json!({
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
+        "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(public),
+    })
+}
+
+/// Writes `dir/name` atomically (a temporary file, then rename).
+fn write_atomically(dir: &Path, name: &str, value: &Value) -> Result<(), KeyError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.tmp"));
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
+    let mut file = private_file(&temporary).map_err(io)?;
+    file.write_all(value.to_string().as_bytes()).map_err(io)?;
+    std::fs::rename(&temporary, &path).map_err(io)
 }
 
 const KEY_SUFFIX: &str = ".key.json";
 const JWKS_FILE: &str = "jwks.json";
+const AUDIT_JWKS_FILE: &str = "audit-jwks.json";
+const ARCHIVE_FILE: &str = "archive.jwks.json";
 
 const LOCK_FILE: &str = ".lock";
 

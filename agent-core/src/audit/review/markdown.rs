@@ -25,11 +25,94 @@ impl Review {
     /// Arguments and free text are never shown; names are escaped (see the module docs).
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
+        self.write_integrity(&mut out);
         self.write_title(&mut out);
+        self.write_checkpoints(&mut out);
         for agent in &self.agents {
             write_agent(&mut out, agent);
         }
         out
+    }
+
+    /// The verdict on the log, first, in capitals: a review of a log nobody checked says so.
+    fn write_integrity(&self, out: &mut String) {
+        let Some(integrity) = &self.integrity else {
+            line(
+                out,
+                "> **LOG NOT VERIFIED**: this review was built from events whose log was not checked.",
+            );
+            line(out, "");
+            return;
+        };
+        line(out, format!("> **LOG {}**", integrity.verdict.headline()));
+        for finding in &integrity.findings {
+            let at = finding.line.map_or_else(String::new, |line| format!("line {line}: "));
+            line(out, format!("> - {at}{}", plain(&finding.message)));
+        }
+        if let Some(last) = integrity.last_checkpoint() {
+            line(
+                out,
+                format!(
+                    "> Last signed checkpoint: {} events at {}{}.",
+                    last.head.size,
+                    plain(&last.head.time),
+                    if last.head.sealed { ", sealed at a clean close" } else { "" }
+                ),
+            );
+        }
+        if integrity.unsigned_events > 0 {
+            line(
+                out,
+                format!("> {} after it not signed.", plural(integrity.unsigned_events, "event")),
+            );
+        }
+        if let Some(torn) = integrity.torn_line {
+            line(out, format!("> Line {torn} is torn (cut off mid-write, as a crash leaves it)."));
+        }
+        line(out, "");
+    }
+
+    /// The checkpoints of the period and the longest stretch between two of them.
+    fn write_checkpoints(&self, out: &mut String) {
+        line(out, "");
+        line(out, "## Checkpoints");
+        line(out, "");
+        match (self.checkpoints.first(), self.checkpoints.last()) {
+            (Some(first), Some(last)) => {
+                line(
+                    out,
+                    format!(
+                        "{} from {} to {}{}.",
+                        plural(self.checkpoints.len() as u64, "signed checkpoint"),
+                        plain(&first.time),
+                        plain(&last.time),
+                        if last.sealed { ", the last sealing the log" } else { "" },
+                    ),
+                );
+                if let Some(gap) = self.longest_checkpoint_gap() {
+                    line(
+                        out,
+                        format!(
+                            "Longest gap: {} ms, from {} to {} ({} signed at its end).",
+                            gap.millis,
+                            plain(&gap.from),
+                            plain(&gap.to),
+                            plural(gap.events, "event"),
+                        ),
+                    );
+                }
+            }
+            _ => line(out, "No signed checkpoint in the period."),
+        }
+        if self.unsigned_events > 0 {
+            line(
+                out,
+                format!(
+                    "{} at the end of the period not covered by a checkpoint.",
+                    plural(self.unsigned_events, "event")
+                ),
+            );
+        }
     }
 
     fn write_title(&self, out: &mut String) {
@@ -349,6 +432,9 @@ mod tests {
         let review = Review {
             period: None,
             events: 2,
+            checkpoints: vec![],
+            unsigned_events: 0,
+            integrity: None,
             agents: vec![AgentReview {
                 agent: AgentId::from("bot|1"),
                 tasks: 1,

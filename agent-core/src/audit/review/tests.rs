@@ -429,7 +429,8 @@ fn a_period_keeps_only_its_events_and_titles_the_review() {
     assert_eq!(review.events, 1);
     let markdown = review.to_markdown();
     assert!(markdown.starts_with(
-        "# Audit review: 2026-11-20T00:00:30.000Z to 2026-11-20T01:00:00.000Z\n\n1 event from \
+        "> **LOG NOT VERIFIED**: this review was built from events whose log was not checked.\n\n\
+         # Audit review: 2026-11-20T00:00:30.000Z to 2026-11-20T01:00:00.000Z\n\n1 event from \
          1 agent: 1 task,"
     ));
 }
@@ -457,8 +458,10 @@ fn an_empty_log_makes_a_review_that_says_so() {
     assert_eq!(review.period, None);
     assert_eq!(
         review.to_markdown(),
-        "# Audit review\n\n0 events from 0 agents: 0 tasks, 0 calls asked for, 0 executed, 0 \
-         denied; 0 approval requests; 0 anomalies.\n"
+        "> **LOG NOT VERIFIED**: this review was built from events whose log was not checked.\n\n\
+         # Audit review\n\n0 events from 0 agents: 0 tasks, 0 calls asked for, 0 executed, 0 \
+         denied; 0 approval requests; 0 anomalies.\n\n## Checkpoints\n\nNo signed checkpoint in \
+         the period.\n"
     );
 }
 

@@ -15,13 +15,25 @@ pub async fn run_demo(
     approver: ApprovalChannel,
     tools: ToolSource,
 ) -> (DemoOutcome, String) {
+    run_demo_logged(dir, "audit.jsonl", model, approver, tools).await
+}
+
+/// [`run_demo`] with the log named `log_name` in `dir` (two runs sharing one dir and its keys).
+pub async fn run_demo_logged(
+    dir: &std::path::Path,
+    log_name: &str,
+    model: &ModelChoice,
+    approver: ApprovalChannel,
+    tools: ToolSource,
+) -> (DemoOutcome, String) {
     let mut manifest = Manifest::load(default_path(), &offered_tools()).unwrap();
     manifest.audit.dir = dir.to_owned();
+    manifest.audit.witness_dir = dir.join("witness");
     let settings = Settings {
         tools: Some(tools),
         database: None,
         approver: Some(approver),
-        audit_log: Some(dir.join("audit.jsonl")),
+        audit_log: Some(dir.join(log_name)),
         ledger: Some(dir.join("ledger.sqlite")),
         ..Settings::default()
     };
@@ -99,4 +111,22 @@ pub fn policy_event<'e>(
 ) -> &'e agent_core::AuditEvent {
     let found = log.iter().find(|e| is_call(e, call) && e.event.guard.as_deref() == Some("policy"));
     &found.unwrap_or_else(|| panic!("no policy event for {call}")).event
+}
+
+/// The demo's log at `log` reopened for appending as the runtime would: signed with the keys
+/// beside it, anchored in its witness. Close it to seal the log again.
+pub fn signing_sink(log: &std::path::Path) -> agent_core::audit::JsonlSink {
+    use agent_core::audit::{Checkpoints, Fsync, JsonlSink};
+    use std::sync::Arc;
+    let manifest = Manifest::load(default_path(), &offered_tools()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let keys =
+        guards::credentials::KeyRing::open(log.parent().unwrap().join("keys"), now.as_secs())
+            .unwrap();
+    let issuer =
+        Arc::new(guards::credentials::Issuer::new(&manifest.credentials.issuer, keys).unwrap());
+    let witness = refund_bot::runtime::witness_for(&manifest, log);
+    let checkpoints = Checkpoints::new(Arc::new(guards::notary::IssuerNotary::new(issuer)))
+        .with_anchor(Arc::new(witness));
+    JsonlSink::open_signed(log, Fsync::OnCommit, checkpoints).unwrap()
 }

@@ -115,7 +115,7 @@ def verify(log_path, jwks_path, witness_path):
                 fail(number, "the signed head's hash is not the chain's")
             sealed = head["sealed"]
             checkpoints += 1
-        if event["stage"] == "approval" and event["detail"].get("signature"):
+        if event["stage"] == "approval" and event.get("detail", {}).get("signature"):
             record, _ = keys.document(event["detail"]["signature"], "approval")
             if record != event["detail"]["record"]:
                 fail(number, "the approval on the line is not the one signed")

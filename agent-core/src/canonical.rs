@@ -234,13 +234,37 @@ fn write_double(value: f64, out: &mut String) {
     }
 }
 
+/// Writes a JSON string as RFC 8785 §3.2.2.2 says (ECMAScript's `JSON.stringify`): `"` and `\\`
+/// and the control characters escaped (the short forms where there is one, else `\u00xx` in
+/// lowercase), everything else as it is.
 fn write_string(text: &str, out: &mut String) {
-    // Serializing a `&str` to JSON cannot fail; fall back to an escaped debug form rather than
-    // panic, which would still be deterministic.
-    match serde_json::to_string(text) {
-        Ok(quoted) => out.push_str(&quoted),
-        Err(_) => out.push_str(&format!("{text:?}")),
+    out.push('"');
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `at` is a character boundary.
+        out.push_str(&text[start..at]);
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        } else {
+            out.push_str(short);
+        }
+        start = at + 1;
     }
+    out.push_str(&text[start..]);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -258,6 +282,16 @@ mod tests {
     fn strings_are_escaped() {
         let value = json!({"k": "quote \" and newline \n"});
         assert_eq!(to_canonical_string(&value), r#"{"k":"quote \" and newline \n"}"#);
+    }
+
+    /// Every character below U+0080 is escaped exactly as `serde_json` (and `JSON.stringify`)
+    /// escape it, and everything above is written as it is.
+    #[test]
+    fn every_ascii_character_and_some_beyond_are_escaped_as_json_stringify_does() {
+        let text: String = (0u8..0x80).map(char::from).chain("é€😀\u{2028}\u{7f}".chars()).collect();
+        let expected = serde_json::to_string(&text).unwrap();
+        assert_eq!(to_canonical_string(&json!(text)), expected);
+        assert!(expected.contains("\\u001f") && expected.contains("\\b") && expected.contains("\\f"));
     }
 
     /// RFC 8785 Appendix B: IEEE 754 doubles and their canonical spelling.

@@ -237,6 +237,18 @@ impl Harness {
             };
         }
         let (writes_executed, writes_audited) = audit_completeness(&runtime, &report)?;
+        // Every run's log ends sealed and checks as an auditor would check it.
+        runtime.close()?;
+        let evidence = refund_bot::audit_cli::Evidence::default();
+        let integrity =
+            refund_bot::audit_cli::check(&runtime.manifest, &runtime.audit_path, &evidence)?;
+        if integrity.verdict != agent_core::audit::IntegrityVerdict::Sealed {
+            return Err(format!(
+                "scenario `{}`: the run's audit log is not intact and sealed:\n{}",
+                scenario.path.display(),
+                integrity.describe()
+            ));
+        }
         Ok(Run { approvals: reviewer.asked(), report, verdict, writes_executed, writes_audited })
     }
 

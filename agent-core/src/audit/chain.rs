@@ -71,5 +71,10 @@ pub fn hash_of_value_with(mut value: Value, form: NumberForm) -> String {
     if let Value::Object(fields) = &mut value {
         fields.remove("hash");
     }
-    canonical::sha256_hex(canonical::to_canonical_string_with(&value, form).as_bytes())
+    canonical_digest(&value, form)
+}
+
+/// The SHA-256 of `value`'s canonical form with numbers spelt as `form` says.
+pub(super) fn canonical_digest(value: &Value, form: NumberForm) -> String {
+    canonical::sha256_hex(canonical::to_canonical_string_with(value, form).as_bytes())
 }

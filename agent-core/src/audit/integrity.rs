@@ -19,7 +19,7 @@
 //! what follows the last checkpoint is unsigned and the last line may be torn; nothing proves
 //! tampering), or **tampered** (each [`Finding`] names the line and the kind).
 
-use super::chain::hash_of_value_with;
+use super::chain::canonical_digest;
 use super::checkpoint::{LOG_FORMAT, SignatureCheck, SignedHead, TreeHead};
 use super::{GENESIS_HASH, WitnessFile};
 use crate::canonical::NumberForm;
@@ -348,7 +348,7 @@ impl<'a> Walk<'a> {
             self.stopped = true;
             return false;
         };
-        let value: Value = match serde_json::from_slice(body) {
+        let mut value: Value = match serde_json::from_slice(body) {
             Ok(value) => value,
             Err(error) => {
                 self.find(
@@ -388,7 +388,11 @@ impl<'a> Walk<'a> {
             return self.stop();
         }
         let hash = hash.to_owned();
-        if hash_of_value_with(value.clone(), self.form) != hash {
+        // The hash covers every field but itself; nothing below reads `hash` from the line.
+        if let Value::Object(fields) = &mut value {
+            fields.remove("hash");
+        }
+        if canonical_digest(&value, self.form) != hash {
             self.find(
                 Some(number),
                 FindingKind::Hash,

@@ -288,10 +288,13 @@ mod tests {
     /// escape it, and everything above is written as it is.
     #[test]
     fn every_ascii_character_and_some_beyond_are_escaped_as_json_stringify_does() {
-        let text: String = (0u8..0x80).map(char::from).chain("é€😀\u{2028}\u{7f}".chars()).collect();
+        let text: String =
+            (0u8..0x80).map(char::from).chain("é€😀\u{2028}\u{7f}".chars()).collect();
         let expected = serde_json::to_string(&text).unwrap();
         assert_eq!(to_canonical_string(&json!(text)), expected);
-        assert!(expected.contains("\\u001f") && expected.contains("\\b") && expected.contains("\\f"));
+        assert!(
+            expected.contains("\\u001f") && expected.contains("\\b") && expected.contains("\\f")
+        );
     }
 
     /// RFC 8785 Appendix B: IEEE 754 doubles and their canonical spelling.

@@ -15,7 +15,7 @@
 use super::chain::hash_of_value;
 use super::checkpoint::{Anchor, SignedHead};
 use super::integrity::Integrity;
-use super::verify::{VerifyError, verify_file};
+use super::verify::{VerifyError, verify_lines};
 use super::{AuditMirror, GENESIS_HASH, SealedEvent, Stage};
 use rusqlite::{Connection, params};
 use std::path::Path;
@@ -135,14 +135,20 @@ impl AuditStore {
     }
 
     /// Empties the store and fills it from the JSONL chain at `path`, after verifying the chain:
-    /// the store never holds what the chain cannot vouch for. Returns how many events it holds.
+    /// the store never holds what the chain cannot vouch for. A last line torn by a crash is not
+    /// an event and is left out; anything else broken is an error. Returns how many events it
+    /// holds.
     pub fn rebuild_from(&self, path: impl AsRef<Path>) -> Result<u64, StoreError> {
         let path = path.as_ref();
-        let summary = verify_file(path)?;
-        let text = std::fs::read_to_string(path).map_err(|error| StoreError::Io {
+        let mut text = std::fs::read_to_string(path).map_err(|error| StoreError::Io {
             path: path.display().to_string(),
             message: error.to_string(),
         })?;
+        // A torn last line (no newline) is what a crash mid-write leaves: drop it.
+        let complete = text.rfind('\n').map_or(0, |at| at + 1);
+        text.truncate(complete);
+        let summary = verify_lines(text.lines())
+            .map_err(|source| VerifyError::Broken { path: path.display().to_string(), source })?;
         let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction()?;
         transaction.execute("DELETE FROM events", [])?;

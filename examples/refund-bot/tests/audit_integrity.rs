@@ -20,8 +20,7 @@ use refund_bot::manifest::{ApprovalChannel, Manifest, ToolSource, default_path};
 use refund_bot::runtime::{audit_jwks_for, offered_tools, witness_for};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use support::run_demo_logged;
+use support::{refund_bot, run_demo_logged};
 
 /// One demo run's log, with the keys and witness the runtime kept for it.
 struct Run {
@@ -89,14 +88,6 @@ fn write_rechained(log: &Path, events: Vec<Value>) {
         text.push('\n');
     }
     std::fs::write(log, text).unwrap();
-}
-
-fn refund_bot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,4 +321,43 @@ async fn a_log_rewritten_as_never_signed_with_its_witness_gone_is_still_tampered
     assert_eq!(verify.status.code(), Some(1), "{}", String::from_utf8_lossy(&verify.stdout));
     let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(report["findings"][0]["kind"], "witness_missing", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_without_closing_is_not_sealed_and_says_what_is_unsigned() {
+    use agent_core::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let audit = AuditLog::new(std::sync::Arc::new(support::signing_sink(&log)));
+    let agent = agent_core::AgentId::from("refund-bot");
+    for task in ["T-1", "T-2"] {
+        let started = AuditEvent::for_task(
+            &agent,
+            std::slice::from_ref(&agent),
+            &agent_core::TaskId::from(task),
+            Stage::Task,
+            Verdict::Started,
+        );
+        audit.record(started, Commit::Durable).await.unwrap();
+    }
+    // The process stops here: no close, no seal.
+    drop(audit);
+
+    let verify = refund_bot(&["audit", "verify", log.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(3), "{said}");
+    assert!(said.contains("INTACT, NOT SEALED"), "{said}");
+    assert!(said.contains("2 events after the last checkpoint are not signed"), "{said}");
+    // A torn last line, as a crash mid-write leaves it, is named, and is still no tampering.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(br#"{"seq":4,"time":"#);
+    std::fs::write(&log, bytes).unwrap();
+    let torn = refund_bot(&["audit", "verify", log.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&torn.stdout);
+    assert_eq!(torn.status.code(), Some(3), "{said}");
+    assert!(said.contains("line 5 is torn"), "{said}");
+    // Query and review still answer, with a warning.
+    let query = refund_bot(&["audit", "query", log.to_str().unwrap()]);
+    assert!(query.status.success(), "{}", String::from_utf8_lossy(&query.stderr));
+    assert!(String::from_utf8_lossy(&query.stderr).contains("NOT SEALED"));
 }

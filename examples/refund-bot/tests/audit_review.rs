@@ -8,12 +8,13 @@
 
 mod support;
 
+use support::refund_bot;
+
 use agent_core::audit::{AuditEvent, AuditLog, Commit, Stage, Verdict};
 use agent_core::{AgentId, TaskId};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 const SECTIONS: [&str; 6] = [
@@ -147,15 +148,6 @@ fn a_broken_chain_gets_no_review() {
     assert_eq!(review.status.code(), Some(1));
     assert!(review.stdout.is_empty(), "{}", String::from_utf8_lossy(&review.stdout));
     assert!(!review.stderr.is_empty());
-}
-
-fn refund_bot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_refund-bot"))
-        // Never the real API from a test, whatever the developer's shell holds.
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Runs the offline demo with every approval answered no, writing its audit log to `log`.

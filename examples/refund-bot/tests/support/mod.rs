@@ -130,3 +130,13 @@ pub fn signing_sink(log: &std::path::Path) -> agent_core::audit::JsonlSink {
         .with_anchor(Arc::new(witness));
     JsonlSink::open_signed(log, Fsync::OnCommit, checkpoints).unwrap()
 }
+
+/// Runs the `refund-bot` binary with `args`, never against the real API.
+pub fn refund_bot(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_refund-bot"))
+        // Never the real API from a test, whatever the developer's shell holds.
+        .env_remove("ANTHROPIC_API_KEY")
+        .args(args)
+        .output()
+        .unwrap()
+}

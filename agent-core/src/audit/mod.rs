@@ -10,11 +10,21 @@
 //! durable, the pipeline denies the call. No tool runs unlogged.
 //!
 //! - [`JsonlSink`]: an append-only JSON Lines file with group commit (concurrent tasks share
-//!   `fsync`s); the production sink.
+//!   `fsync`s); the production sink. Opened with [`Checkpoints`], it signs the head of its chain
+//!   ([`TreeHead`]) with the runtime's key after its header, on a policy and at a clean close,
+//!   and hands each signed head to [`Anchor`]s kept outside the log ([`WitnessFile`], the store).
 //! - [`MemorySink`]: events in memory, for tests; it can be told to fail.
-//! - [`verify_file`]: walks a log and reports the first broken, missing or reordered link.
-//! - [`AuditStore`]: a SQLite mirror for queries, rebuilt from the chain at will.
+//! - [`check_log`]: checks a log against someone who can write it: the chain, every checkpoint
+//!   and approval signature ([`SignatureCheck`]), and the witness; the verdict is sealed, not
+//!   sealed, or tampered ([`Integrity`]).
+//! - [`verify_file`]: walks the chain alone and reports the first broken, missing or reordered
+//!   link (accidents, not adversaries).
+//! - [`AuditStore`]: a SQLite mirror for queries, rebuilt from the chain at will, which knows the
+//!   signed head of the log it mirrors.
 //! - [`review::Review`]: the weekly review of a period, per agent, as Markdown.
+//!
+//! Every hash and digest is over the RFC 8785 canonical form ([`crate::canonical`]), so a
+//! verifier written elsewhere computes the same ones.
 
 mod chain;
 mod checkpoint;

@@ -596,3 +596,74 @@ fn a_missing_file_stops_the_start() {
     let error = PolicyBundle::load("/nonexistent/policy.toml").unwrap_err();
     assert!(matches!(error, PolicyError::Io { .. }), "{error}");
 }
+
+// ── The menu against the schema: one source of truth for a tool's effect. ───────────────────────
+
+/// The refund bundle in a temporary directory with its schema edited by `edit`.
+fn bundle_with_schema(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, PolicyBundle) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["policy.toml", "refund.cedar", "fixtures.json"] {
+        std::fs::copy(bundle_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    let schema = std::fs::read_to_string(bundle_dir().join("refund.cedarschema")).unwrap();
+    std::fs::write(dir.path().join("refund.cedarschema"), edit(schema)).unwrap();
+    let bundle = PolicyBundle::load(dir.path().join("policy.toml")).unwrap();
+    (dir, bundle)
+}
+
+#[test]
+fn a_write_tool_filed_under_read_escapes_the_write_rules_so_the_start_refuses_it() {
+    let misfiled = "action transfer_to_human_agents in [read]";
+    let (_dir, misfiled_bundle) = bundle_with_schema(|schema| {
+        schema.replace("action transfer_to_human_agents in [write]", misfiled)
+    });
+    // The tool itself says it writes (budgets and per-call tokens treat it so).
+    let handoff = spec("transfer_to_human_agents", EffectClass::Write);
+    let args = json!({"summary": "needs a person"});
+    let mut helper = ctx("T-1", "noah_brown_6181");
+    helper.agent = "lookup-helper".into();
+
+    // The attack, as the bundle loads today: a helper whose role may change nothing hands the
+    // ticket on, because no rule about writes sees a tool filed under `read`.
+    let loaded = Arc::new(misfiled_bundle);
+    let guard = PolicyGuard::new(Arc::clone(&loaded), entities());
+    assert_eq!(
+        kind(&decide(&guard, "transfer_to_human_agents", EffectClass::Write, &args, &helper).0),
+        "allow"
+    );
+    // Positive control: filed under `write`, the same call meets `writes_need_support_role`.
+    let guard = PolicyGuard::new(Arc::new(bundle()), entities());
+    assert_eq!(
+        kind(&decide(&guard, "transfer_to_human_agents", EffectClass::Write, &args, &helper).0),
+        "deny:writes_need_support_role"
+    );
+
+    // The start-up check refuses the misfiled bundle, naming the schema's line.
+    let error = loaded.check_menu([&handoff]).unwrap_err().to_string();
+    let schema = std::fs::read_to_string(bundle_dir().join("refund.cedarschema")).unwrap();
+    let line = line_of(&schema, "action transfer_to_human_agents");
+    assert!(error.contains(&format!("refund.cedarschema` line {line}")), "{error}");
+    assert!(error.contains("declared `write` by its tool"), "{error}");
+    // And passes the shipped one.
+    bundle().check_menu([&handoff]).unwrap();
+}
+
+#[test]
+fn a_menu_tool_without_an_action_or_with_money_the_schema_does_not_know_stops_the_start() {
+    let unknown = spec("launch_missiles", EffectClass::Irreversible);
+    let error = bundle().check_menu([&unknown]).unwrap_err().to_string();
+    assert!(error.contains("declares no `action launch_missiles`"), "{error}");
+
+    // A refund the schema does not count as moving money would escape the money rules.
+    let (_dir, misfiled) = bundle_with_schema(|schema| {
+        schema.replace(
+            "action issue_refund in [irreversible, moves_money]",
+            "action issue_refund in [irreversible]",
+        )
+    });
+    let refund = spec("issue_refund", EffectClass::Irreversible);
+    let error = misfiled.check_menu([&refund]).unwrap_err().to_string();
+    assert!(error.contains("`issue_refund` moves money"), "{error}");
+    // Positive control: the shipped schema files it where its spec says.
+    bundle().check_menu([&refund]).unwrap();
+}

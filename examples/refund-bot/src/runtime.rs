@@ -217,6 +217,9 @@ impl Runtime {
         // The Cedar rules, validated against their schema, with their test cases run: a broken
         // policy stops the start here, never lets a call through.
         let bundle = PolicyBundle::load(&manifest.policy).map_err(|e| e.to_string())?;
+        // Every menu tool has an action, filed under the effect its spec declares: a rule about
+        // writes covers every tool the budgets and tokens treat as a write.
+        bundle.check_menu(menu.specs()).map_err(|e| e.to_string())?;
         // One ledger per deployment, named in the manifest: it outlives this process, and other
         // processes on this machine that share it wait for SQLite's write lock.
         let ledger = settings.ledger.clone().unwrap_or_else(|| manifest.ledger.clone());

@@ -45,10 +45,25 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The line of the schema's `action` declaration naming `action` (1 when none does).
+fn action_line(text: &str, action: &str) -> usize {
+    text.lines()
+        .position(|line| {
+            let Some(rest) = line.trim_start().strip_prefix("action ") else { return false };
+            let head = rest.split([';', '{']).next().unwrap_or_default();
+            let names = head.split(" in ").next().unwrap_or_default();
+            let names = names.split(" appliesTo").next().unwrap_or_default();
+            names.split(',').any(|name| name.trim().trim_matches('"') == action)
+        })
+        .map_or(1, |index| index + 1)
+}
+
 /// A loaded, validated, tested policy bundle.
 pub struct PolicyBundle {
     path: PathBuf,
     schema: Schema,
+    /// The schema's file and text, to name the line of an action in a start-up error.
+    schema_source: (String, String),
     /// Per action: only the policies whose action scope can match it. Cedar would find the
     /// others "not applicable" one by one; slicing them away at load keeps a decision to the
     /// handful of rules about that tool (and the answer is the same).
@@ -416,6 +431,7 @@ impl PolicyBundle {
         Ok(Self {
             path: PathBuf::from(bundle_path),
             schema,
+            schema_source: (schema_path.to_owned(), schema_text.to_owned()),
             sliced,
             action_entities,
             agent_entities,
@@ -463,6 +479,64 @@ impl PolicyBundle {
     /// Whether the schema declares an action for `tool`.
     pub fn has_action(&self, tool: &str) -> bool {
         self.action_entities.contains_key(tool)
+    }
+
+    /// Checks the bundle against the menu it will decide for, at start-up: every tool needs an
+    /// action, and where the schema groups actions by effect (`read`, `write`, `irreversible`)
+    /// each tool must sit in exactly the group of the effect its spec declares, and in
+    /// `moves_money` exactly when it declares money moved. The tool's spec is the one source of
+    /// truth: budgets and per-call tokens follow it, so a rule on `Action::"write"` must cover
+    /// every tool they treat as a write. The error names the schema's file and the action's line.
+    pub fn check_menu<'a>(
+        &self,
+        specs: impl IntoIterator<Item = &'a agent_core::ToolSpec>,
+    ) -> Result<(), PolicyError> {
+        let (path, text) = &self.schema_source;
+        let declared = |group: &str| self.action_entities.contains_key(group);
+        for spec in specs {
+            let tool = spec.name.as_str();
+            let problem = |message: String| PolicyError::Schema {
+                path: path.clone(),
+                line: action_line(text, tool),
+                message,
+            };
+            let Some(with_groups) = self.action_entities.get(tool) else {
+                return Err(problem(format!(
+                    "the menu has `{tool}` but the schema declares no `action {tool}`: every call \
+                     to it would be a `policy_error`"
+                )));
+            };
+            let groups: HashSet<String> = with_groups
+                .iter()
+                .skip(1)
+                .map(|entity| entity.uid().id().unescaped().to_owned())
+                .collect();
+            let effects = ["read", "write", "irreversible"];
+            if effects.iter().any(|group| declared(group)) {
+                let expected = match spec.effect {
+                    agent_core::EffectClass::Read => "read",
+                    agent_core::EffectClass::Write => "write",
+                    agent_core::EffectClass::Irreversible => "irreversible",
+                };
+                let found: Vec<&str> =
+                    effects.into_iter().filter(|group| groups.contains(*group)).collect();
+                if found != [expected] {
+                    return Err(problem(format!(
+                        "`{tool}` is declared `{expected}` by its tool, but the schema puts it in \
+                         [{}]: put it `in [{expected}]`, or rules about {expected} tools miss it",
+                        found.join(", ")
+                    )));
+                }
+            }
+            if declared("moves_money") && groups.contains("moves_money") != spec.money.is_some() {
+                let says = if spec.money.is_some() { "moves money" } else { "moves no money" };
+                return Err(problem(format!(
+                    "`{tool}` {says} by its tool's declaration, but the schema says otherwise: \
+                     match its `moves_money` group to the tool"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The policies that can apply to `action`; `None` for an action the schema does not know.

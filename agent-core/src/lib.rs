@@ -24,9 +24,9 @@ pub use guard::{CallContext, Decision, Evidence, Guard, ProposedCall, Reason};
 pub use ids::{AgentId, CallId, TaskId};
 pub use menu::ToolMenu;
 pub use model::{Model, ModelRequest, ModelResponse};
-pub use pipeline::{Authorized, Denied, Pipeline};
+pub use pipeline::{Authorized, CallRequest, Denied, Pipeline, SizeLimits};
 pub use tally::{ApprovalHistory, Proposal, RefusedApproval, TaskTally};
 pub use tool::{
-    Derivation, EffectClass, FieldPath, MoneyMoved, Scope, Tool, ToolError, ToolName, ToolOutput,
-    ToolSpec,
+    Derivation, EffectClass, FieldPath, Invocation, MoneyMoved, Scope, Tool, ToolError, ToolName,
+    ToolOutput, ToolSpec,
 };

@@ -21,3 +21,12 @@ pub mod notary;
 pub mod outbound;
 pub mod policy;
 pub mod provenance;
+
+// The names an agent's assembly needs, at the root.
+pub use budget::{BudgetStore, Limits};
+pub use credentials::{
+    CallTokens, CredentialGuard, Issuer, KeyRing, Revocations, TaskGrant, TokenCheckedTool,
+    Verifier,
+};
+pub use notary::{IssuerNotary, LogSignatures};
+pub use policy::{PolicyBundle, PolicyGuard};

@@ -21,7 +21,8 @@
 //!   not there when asked; long waits mean the approval rule asks too often.
 //! - **Budget use**: money moved by calls that succeeded, as a guard recorded it before the call
 //!   (`detail.context.amount_cents`, the policy guard's Cedar context), and irreversible calls
-//!   that ran (the effect classes come from the task-start event's `detail.effects`).
+//!   that ran (the effect classes come from the task-start event's `detail.effects`). An agent
+//!   whose menu moves no money (`detail.moves_money` is empty) is shown no money at all.
 //! - **Anomalies**: money paid back on one record or to one subject across several tasks (a
 //!   cap per ticket walked around one ticket at a time); tasks with [`DENIAL_BURST`] or more denials (a model pushing against its
 //!   limits, often an injected one), calls to tools not on the menu, tasks that ended other than
@@ -206,6 +207,9 @@ pub struct BudgetUse {
     pub money_calls: u64,
     /// Calls to irreversible tools that ran; `None` when no task recorded its tools' effects.
     pub irreversible_calls: Option<u64>,
+    /// Whether any tool on the agent's menu moves money; `None` when no task recorded it. An
+    /// agent with no such tool has no money to show, and the review shows none.
+    pub moves_money: Option<bool>,
 }
 
 /// What deserves a look, each list sorted.
@@ -389,6 +393,8 @@ struct AgentTally {
     menu: BTreeSet<String>,
     effects: BTreeMap<String, String>,
     effects_recorded: bool,
+    /// The menu's tools that move money, once a task start recorded them.
+    money_tools: Option<BTreeSet<String>>,
     /// By task and the runtime's call id (minted per call, so a model repeating its own ids
     /// cannot fold two calls into one here).
     calls: BTreeMap<(TaskId, String), CallTally>,
@@ -484,6 +490,9 @@ impl AgentTally {
                     self.subjects.insert(event.task.clone(), subject.to_owned());
                 }
                 self.menu.extend(strings(event.detail.get("menu")));
+                if let Some(money) = event.detail.get("moves_money") {
+                    self.money_tools.get_or_insert_with(BTreeSet::new).extend(strings(Some(money)));
+                }
                 if let Some(effects) = event.detail.get("effects").and_then(Value::as_object) {
                     self.effects_recorded = true;
                     for (tool, effect) in effects {
@@ -563,6 +572,7 @@ impl AgentTally {
             money_cents: moved.iter().sum(),
             money_calls: moved.iter().filter(|cents| **cents != 0).count() as u64,
             irreversible_calls: self.effects_recorded.then(|| irreversible.count() as u64),
+            moves_money: self.money_tools.as_ref().map(|tools| !tools.is_empty()),
         }
     }
 

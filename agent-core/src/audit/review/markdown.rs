@@ -240,9 +240,16 @@ fn write_approvals(out: &mut String, approvals: &[ApprovalGroup]) {
 
 fn write_budget(out: &mut String, budget: &BudgetUse) {
     heading(out, "Budget use");
+    let moves_money = budget.moves_money != Some(false);
+    if !moves_money {
+        line(out, "No tool on this agent's menu moves money.");
+        line(out, "");
+    }
     table(out, &["Measure", "Value"], &[false, true]);
-    row(out, &["Money moved by succeeded calls".to_owned(), money(budget.money_cents)]);
-    row(out, &["Calls that moved money".to_owned(), n(budget.money_calls)]);
+    if moves_money {
+        row(out, &["Money moved by succeeded calls".to_owned(), money(budget.money_cents)]);
+        row(out, &["Calls that moved money".to_owned(), n(budget.money_calls)]);
+    }
     let irreversible = budget.irreversible_calls.map_or_else(|| "not recorded".to_owned(), n);
     row(out, &["Irreversible calls run".to_owned(), irreversible]);
 }

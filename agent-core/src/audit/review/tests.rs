@@ -276,7 +276,12 @@ fn budget_counts_money_and_irreversible_calls_of_calls_that_ran() {
     let budget = only_agent(&review).budget;
     assert_eq!(
         budget,
-        BudgetUse { money_cents: 20_499, money_calls: 2, irreversible_calls: Some(3) }
+        BudgetUse {
+            money_cents: 20_499,
+            money_calls: 2,
+            irreversible_calls: Some(3),
+            moves_money: None
+        }
     );
     let lines = section(&review.to_markdown(), "Budget use");
     assert!(
@@ -472,6 +477,26 @@ fn without_a_task_start_in_the_period_scope_to_trim_is_unknown_not_none() {
 
     let lines = section(&log.review().to_markdown(), "Scope to trim");
     assert_eq!(lines, ["Unknown: no menu on record to compare the calls with."]);
+}
+
+/// A calendar agent's review has no money in it: its menu moves none, and says so.
+#[test]
+fn an_agent_whose_tools_move_no_money_is_shown_no_money() {
+    let mut log = Log::default();
+    log.start("T-1", &["list_events", "update_event"]);
+    log.last().detail["moves_money"] = json!([]);
+    log.executed("T-1", "c1", "update_event", 0);
+    let review = log.review();
+    assert_eq!(only_agent(&review).budget.moves_money, Some(false));
+    let lines = section(&review.to_markdown(), "Budget use");
+    assert_eq!(lines[0], "No tool on this agent's menu moves money.");
+    assert!(lines.iter().all(|line| !line.contains("Money moved")), "{lines:?}");
+    // Positive control: a menu with a money-moving tool shows the money.
+    let mut log = Log::default();
+    log.start_for("T-1", "noah");
+    log.executed("T-1", "c1", "issue_refund", 2_499);
+    let lines = section(&log.review().to_markdown(), "Budget use");
+    assert!(lines.iter().any(|line| line.contains("Money moved")), "{lines:?}");
 }
 
 impl Log {

@@ -61,6 +61,14 @@ fn kinds(integrity: &Integrity) -> Vec<FindingKind> {
     integrity.findings.iter().map(|finding| finding.kind).collect()
 }
 
+/// The full check of `log`, which must find it tampered, with a finding of `kind`.
+fn tampered_with(log: &Path, kind: FindingKind) -> Integrity {
+    let integrity = check(log);
+    assert_eq!(integrity.verdict, IntegrityVerdict::Tampered, "{}", integrity.describe());
+    assert!(kinds(&integrity).contains(&kind), "no {kind:?} in {}", integrity.describe());
+    integrity
+}
+
 /// The positive control: the tampered log passes the chain-only check.
 fn chain_only_passes(log: &Path) {
     verify_file(log).unwrap_or_else(|error| panic!("the attack broke the chain itself: {error}"));
@@ -121,9 +129,7 @@ async fn cutting_the_last_lines_is_truncation() {
     std::fs::write(&run.log, text).unwrap();
     chain_only_passes(&run.log);
 
-    let integrity = check(&run.log);
-    assert_eq!(integrity.verdict, IntegrityVerdict::Tampered);
-    assert!(kinds(&integrity).contains(&FindingKind::Truncated), "{}", integrity.describe());
+    tampered_with(&run.log, FindingKind::Truncated);
     let verify = refund_bot(&["audit", "verify", run.log.to_str().unwrap()]);
     assert_eq!(verify.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("cut short"));
@@ -144,9 +150,7 @@ async fn an_emptied_file_is_tampering() {
     let run = demo().await;
     std::fs::write(&run.log, "").unwrap();
     chain_only_passes(&run.log);
-    let integrity = check(&run.log);
-    assert_eq!(integrity.verdict, IntegrityVerdict::Tampered);
-    assert!(kinds(&integrity).contains(&FindingKind::Empty), "{}", integrity.describe());
+    tampered_with(&run.log, FindingKind::Empty);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,13 +167,7 @@ async fn dropping_an_attack_ticket_and_rechaining_breaks_the_signed_heads() {
     write_rechained(&run.log, kept);
     chain_only_passes(&run.log);
 
-    let integrity = check(&run.log);
-    assert_eq!(integrity.verdict, IntegrityVerdict::Tampered);
-    assert!(
-        kinds(&integrity).contains(&FindingKind::CheckpointMismatch),
-        "{}",
-        integrity.describe()
-    );
+    tampered_with(&run.log, FindingKind::CheckpointMismatch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,13 +185,7 @@ async fn turning_every_deny_into_allow_and_rechaining_breaks_the_signed_heads() 
     write_rechained(&run.log, events);
     chain_only_passes(&run.log);
 
-    let integrity = check(&run.log);
-    assert_eq!(integrity.verdict, IntegrityVerdict::Tampered);
-    assert!(
-        kinds(&integrity).contains(&FindingKind::CheckpointMismatch),
-        "{}",
-        integrity.describe()
-    );
+    let integrity = tampered_with(&run.log, FindingKind::CheckpointMismatch);
     assert!(kinds(&integrity).contains(&FindingKind::Replaced), "the witness sees it too");
 }
 

@@ -418,3 +418,26 @@ async fn the_query_store_mirrors_every_event_and_can_be_rebuilt_from_the_chain()
     assert!(rebuilt.rebuild_from(&path).is_err());
     assert_eq!(rebuilt.len().unwrap(), all, "a refused rebuild leaves the store as it was");
 }
+
+#[tokio::test]
+async fn the_event_reader_returns_the_verified_events_and_leaves_out_a_torn_last_line() {
+    use agent_core::audit::read_events;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    write_log(&path, 3).await;
+    let events = read_events(&path).unwrap();
+    let seqs: Vec<u64> = events.iter().map(|sealed| sealed.seq).collect();
+    assert_eq!(seqs, [0, 1, 2, 3], "the header and three events");
+    assert_eq!(events[2].event.task.as_str(), "t1");
+    // A crash tore the next line: the events before it are all there.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":4,");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(read_events(&path).unwrap().len(), 4);
+    // An edited line is an error naming it, as for the chain check.
+    let mut all = lines(&path);
+    all[2] = all[2].replace("\"t1\"", "\"t9\"");
+    write_lines(&path, &all);
+    let error = read_events(&path).unwrap_err().to_string();
+    assert!(error.contains("line 3"), "{error}");
+}

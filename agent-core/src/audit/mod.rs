@@ -45,7 +45,9 @@ pub use integrity::{Finding, FindingKind, Integrity, IntegrityVerdict, WitnessCh
 pub use jsonl::{Fsync, JsonlSink};
 pub use memory::MemorySink;
 pub use store::{AuditQuery, AuditStore, StoreError};
-pub use verify::{BreakKind, ChainBreak, ChainSummary, VerifyError, verify_file, verify_lines};
+pub use verify::{
+    BreakKind, ChainBreak, ChainSummary, VerifyError, read_events, verify_file, verify_lines,
+};
 
 use crate::guard::Reason;
 use crate::ids::{AgentId, CallId, TaskId};

@@ -15,7 +15,7 @@
 use super::chain::hash_of_value;
 use super::checkpoint::{Anchor, SignedHead};
 use super::integrity::Integrity;
-use super::verify::{VerifyError, verify_lines};
+use super::verify::{VerifyError, read_events};
 use super::{AuditMirror, GENESIS_HASH, SealedEvent, Stage};
 use rusqlite::{Connection, params};
 use std::path::Path;
@@ -54,17 +54,9 @@ pub enum StoreError {
     /// An event could not be read back.
     #[error("audit store holds an unreadable event: {0}")]
     Corrupt(String),
-    /// The chain to rebuild from does not verify.
+    /// The chain to rebuild from cannot be read or does not verify.
     #[error(transparent)]
     Chain(#[from] VerifyError),
-    /// The chain file could not be read.
-    #[error("cannot read `{path}`: {message}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What the OS said.
-        message: String,
-    },
 }
 
 const SCHEMA: &str = "
@@ -139,34 +131,23 @@ impl AuditStore {
     /// an event and is left out; anything else broken is an error. Returns how many events it
     /// holds.
     pub fn rebuild_from(&self, path: impl AsRef<Path>) -> Result<u64, StoreError> {
-        let path = path.as_ref();
-        let mut text = std::fs::read_to_string(path).map_err(|error| StoreError::Io {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
-        // A torn last line (no newline) is what a crash mid-write leaves: drop it.
-        let complete = text.rfind('\n').map_or(0, |at| at + 1);
-        text.truncate(complete);
-        let summary = verify_lines(text.lines())
-            .map_err(|source| VerifyError::Broken { path: path.display().to_string(), source })?;
+        let events = read_events(path)?;
         let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction()?;
         transaction.execute("DELETE FROM events", [])?;
         transaction.execute("DELETE FROM head", [])?;
         let mut last_head = None;
-        for line in text.lines() {
-            let sealed: SealedEvent = serde_json::from_str(line)
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-            insert(&transaction, &sealed)?;
+        for sealed in &events {
+            insert(&transaction, sealed)?;
             if sealed.event.stage == Stage::Checkpoint {
-                last_head = serde_json::from_value::<SignedHead>(sealed.event.detail).ok();
+                last_head = serde_json::from_value::<SignedHead>(sealed.event.detail.clone()).ok();
             }
         }
         if let Some(head) = &last_head {
             record_head(&transaction, head)?;
         }
         transaction.commit()?;
-        Ok(summary.events)
+        Ok(events.len() as u64)
     }
 
     /// The signed head of the log the store mirrors, as it last recorded it.

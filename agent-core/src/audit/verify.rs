@@ -10,8 +10,8 @@
 //! [`check_log`](super::check_log); this chain-only check stays as the quick check and as the
 //! positive control of the tests, which show that each attack passes it.
 
-use super::GENESIS_HASH;
 use super::chain::hash_of_value_with;
+use super::{GENESIS_HASH, SealedEvent};
 use crate::canonical::NumberForm;
 use serde_json::Value;
 use std::io::BufRead;
@@ -104,6 +104,29 @@ pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainSummary, VerifyError> 
         lines.push(line);
     }
     verify_raw_lines(&lines).map_err(|source| VerifyError::Broken { path: shown, source })
+}
+
+/// The events of the log at `path`, in order, once its chain verifies: the reader for tools and
+/// tests that want the events themselves. A last line torn by a crash (no newline) is not an
+/// event and is left out; any other broken line is an error. It checks the chain only: check
+/// the log with [`check_log`](super::check_log) before trusting it against an adversary.
+pub fn read_events(path: impl AsRef<Path>) -> Result<Vec<SealedEvent>, VerifyError> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|source| VerifyError::Io { path: shown.clone(), source })?;
+    text.truncate(text.rfind('\n').map_or(0, |at| at + 1));
+    let broken = |source| VerifyError::Broken { path: shown.clone(), source };
+    verify_lines(text.lines()).map_err(broken)?;
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|error| {
+                let kind = BreakKind::Unreadable(format!("not an audit event: {error}"));
+                broken(ChainBreak { line: index as u64 + 1, kind })
+            })
+        })
+        .collect()
 }
 
 /// Verifies a log given as lines of text (without their newlines).

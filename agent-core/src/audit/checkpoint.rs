@@ -26,6 +26,20 @@ use std::time::Duration;
 /// still verified, never continued.
 pub const LOG_FORMAT: u64 = 2;
 
+/// Whether a parsed line is a log's header (stage `log`): a log whose first line is not one is
+/// format 1.
+pub(super) fn is_header(line: &Value) -> bool {
+    line.get("stage").and_then(Value::as_str) == Some("log")
+}
+
+/// The header of the log read from `reader` (its first line, parsed), if it has one.
+pub(super) fn read_header(reader: impl std::io::Read) -> std::io::Result<Option<Value>> {
+    use std::io::{BufRead, Read};
+    let mut first = Vec::new();
+    std::io::BufReader::new(reader).take(1 << 20).read_until(b'\n', &mut first)?;
+    Ok(serde_json::from_slice(&first).ok().filter(is_header))
+}
+
 /// What a checkpoint signs: the head of one log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeHead {

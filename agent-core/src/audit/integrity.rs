@@ -20,12 +20,12 @@
 //! tampering), or **tampered** (each [`Finding`] names the line and the kind).
 
 use super::chain::canonical_digest;
-use super::checkpoint::{LOG_FORMAT, SignatureCheck, SignedHead, TreeHead};
+use super::checkpoint::{LOG_FORMAT, SignatureCheck, SignedHead, TreeHead, is_header, read_header};
 use super::{GENESIS_HASH, WitnessFile};
 use crate::canonical::NumberForm;
 use serde::Serialize;
 use serde_json::Value;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::Path;
 
 /// What a log's checks came to.
@@ -276,13 +276,7 @@ pub fn check_log(
 
 /// The witness a log's header names (`detail.witness`), if it names one.
 fn witness_named_in(path: &Path) -> Option<std::path::PathBuf> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut first = Vec::new();
-    std::io::BufReader::new(file).take(1 << 20).read_until(b'\n', &mut first).ok()?;
-    let header: Value = serde_json::from_slice(&first).ok()?;
-    if header.get("stage").and_then(Value::as_str) != Some("log") {
-        return None;
-    }
+    let header = read_header(std::fs::File::open(path).ok()?).ok()??;
     header.pointer("/detail/witness").and_then(Value::as_str).map(std::path::PathBuf::from)
 }
 
@@ -425,8 +419,7 @@ impl<'a> Walk<'a> {
     }
 
     fn header(&mut self, value: &Value) {
-        let is_header = value.get("stage").and_then(Value::as_str) == Some("log");
-        if !is_header {
+        if !is_header(value) {
             // No header: a format-1 log, hashed with serde_json's number spelling.
             self.integrity.format = 1;
             self.form = NumberForm::Legacy;

@@ -19,13 +19,13 @@
 //! vouched for, so nothing more is recorded and no more tools run.
 
 use super::chain::{Chain, hash_of_value};
-use super::checkpoint::{Checkpoints, LOG_FORMAT, SignedHead, TreeHead};
+use super::checkpoint::{Checkpoints, LOG_FORMAT, SignedHead, TreeHead, read_header};
 use super::{AuditError, AuditEvent, AuditSink, Commit, SealedEvent, Stage, Verdict, now_rfc3339};
 use crate::ids::{AgentId, TaskId};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -590,13 +590,10 @@ fn existing_log(file: &mut File, path: &str) -> Result<Option<Existing>, AuditEr
 /// The log id in the header (the first line), or why the log cannot be continued.
 fn log_id_of_header(file: &mut File) -> std::io::Result<Result<String, String>> {
     file.seek(SeekFrom::Start(0))?;
-    let mut first = Vec::new();
-    std::io::BufReader::new(&mut *file).take(1 << 20).read_until(b'\n', &mut first)?;
-    let header: Option<Value> = serde_json::from_slice(&first).ok();
-    let header = header.as_ref();
-    let is_header = header.and_then(|h| h.get("stage")).and_then(Value::as_str) == Some("log");
-    let format = header.and_then(|h| h.pointer("/detail/format")).and_then(Value::as_u64);
-    let log_id = header.and_then(|h| h.pointer("/detail/log_id")).and_then(Value::as_str);
+    let header = read_header(&mut *file)?;
+    let is_header = header.is_some();
+    let format = header.as_ref().and_then(|h| h.pointer("/detail/format")).and_then(Value::as_u64);
+    let log_id = header.as_ref().and_then(|h| h.pointer("/detail/log_id")).and_then(Value::as_str);
     Ok(match (is_header, format, log_id) {
         (true, Some(LOG_FORMAT), Some(id)) => Ok(id.to_owned()),
         (true, Some(other), _) => Err(format!(
